@@ -2,7 +2,11 @@
 //! `protoc` shipped in the `protoc-bin-vendored` crate: no system protoc, no network.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/gateway.proto", "proto/helper.proto"];
+    let protos = [
+        "proto/csi.proto",
+        "proto/gateway.proto",
+        "proto/helper.proto",
+    ];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");
     }

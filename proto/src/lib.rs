@@ -17,7 +17,7 @@ pub mod telemetry;
 /// CSI v1, wire-identical to the published specification.
 #[allow(clippy::all, missing_docs)]
 pub mod csi {
-    // TEMP tonic::include_proto!("csi.v1");
+    tonic::include_proto!("csi.v1");
 }
 
 /// The frontend → gateway contract.

@@ -156,12 +156,19 @@ fn install(
     writer: BoxMakeWriter,
     ansi: bool,
 ) -> Result<Telemetry, TelemetryError> {
-    let filter = EnvFilter::builder()
-        .parse(level)
-        .map_err(|source| TelemetryError::Filter {
-            level: level.to_string(),
-            source,
-        })?;
+    // The SDK's own chatter (provider set, exporter start) is kept to warnings unless asked for.
+    let directives = if level.contains("opentelemetry") {
+        level.to_string()
+    } else {
+        format!("{level},opentelemetry=warn,opentelemetry_sdk=warn")
+    };
+    let filter =
+        EnvFilter::builder()
+            .parse(&directives)
+            .map_err(|source| TelemetryError::Filter {
+                level: level.to_string(),
+                source,
+            })?;
     let tracer = provider.tracer(service.to_string());
     // Spans reach the tracer whatever the log level, so traces stay whole when logs are quiet.
     let otel = tracing_opentelemetry::layer()

@@ -2,6 +2,8 @@
 //! real scrape returns, one trace across client and server, and the request id in the
 //! server's log lines.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
