@@ -4,3 +4,4 @@
 pub mod bins;
 pub mod http;
 pub mod process;
+pub mod stack;
