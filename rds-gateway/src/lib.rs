@@ -6,3 +6,4 @@
 //! and the error type, with no I/O, so that all of it is tested without an appliance.
 
 pub mod routeros;
+pub mod ssh;
