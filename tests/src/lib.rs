@@ -4,4 +4,5 @@
 pub mod bins;
 pub mod http;
 pub mod process;
+pub mod sim;
 pub mod stack;
