@@ -107,7 +107,9 @@ impl Stack {
             .arg("--metrics-address")
             .arg(endpoints.gateway_metrics.to_string());
         common(&mut gw);
-        stack.launch("rds-gateway", gw, &endpoints.gateway_socket).await?;
+        stack
+            .launch("rds-gateway", gw, &endpoints.gateway_socket)
+            .await?;
 
         let mut helper = Command::new(bins::path("nvme-helper")?);
         helper
@@ -116,7 +118,9 @@ impl Stack {
             .arg("--metrics-address")
             .arg(endpoints.helper_metrics.to_string());
         common(&mut helper);
-        stack.launch("nvme-helper", helper, &endpoints.helper_socket).await?;
+        stack
+            .launch("nvme-helper", helper, &endpoints.helper_socket)
+            .await?;
 
         let mut fe = Command::new(bins::path("csi-frontend")?);
         fe.arg("--mode")
@@ -132,7 +136,9 @@ impl Stack {
             .arg("--metrics-address")
             .arg(endpoints.frontend_metrics.to_string());
         common(&mut fe);
-        stack.launch("csi-frontend", fe, &endpoints.csi_socket).await?;
+        stack
+            .launch("csi-frontend", fe, &endpoints.csi_socket)
+            .await?;
         Ok(stack)
     }
 
