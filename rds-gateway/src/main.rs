@@ -1,16 +1,37 @@
 //! `rds-gateway`: the only rds-csi process that holds RDS credentials.
 //!
-//! It keeps SSH sessions to the RouterOS appliance, runs typed `/disk` commands and
-//! serves the internal gateway API to the controller-mode csi-frontend.
+//! It reads its flags, starts the shared component machinery (telemetry, registry, `/metrics`),
+//! starts the SSH pool to the RDS in the background (an unreachable RDS is not fatal: the gateway
+//! serves and reports not ready until it connects), builds the operations over it and serves the
+//! internal gateway API until SIGTERM. Started without `--rds-address` it serves too, not ready,
+//! saying what to set; a bad key file or host key is a start-up error.
 
 mod cli;
-mod grpc_service;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 use rds_csi_proto::component::{Component, ComponentError, one_line};
 use rds_csi_proto::gateway::gateway_server::GatewayServer;
+use rds_gateway::assembly::Gateway;
+use rds_gateway::grpc_service::GatewayService;
+use rds_gateway::readiness;
+use rds_gateway::runner::{CommandRunner, NOT_CONFIGURED, NotConfigured, SshRunner};
+use rds_gateway::ssh::{SshPool, StartError};
+
+/// Why the gateway could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+enum GatewayError {
+    #[error(transparent)]
+    Flag(#[from] cli::FlagError),
+    #[error(transparent)]
+    Component(#[from] ComponentError),
+    #[error(transparent)]
+    Pool(#[from] StartError),
+    #[error("cannot register the gateway metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
 
 fn main() -> ExitCode {
     let args = cli::Args::parse();
@@ -30,22 +51,33 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(args: cli::Args) -> Result<(), ComponentError> {
-    let component = Component::start(
-        "rds-gateway",
-        &args.common,
-        "no RDS session: the RouterOS client is not built yet",
-    )?;
-    let service = GatewayServer::new(grpc_service::GatewayService::new(
-        component.readiness().clone(),
-    ));
-    let routes = tonic::service::Routes::new(service);
-    component
+async fn run(args: cli::Args) -> Result<(), GatewayError> {
+    // Flags first: a bad value fails before anything starts.
+    let ssh = args.ssh_config()?;
+    let settings = args.settings()?;
+    let component = Component::start("rds-gateway", &args.common, "connecting to the RDS")?;
+    let runner: Arc<dyn CommandRunner> = match ssh {
+        Some(config) => Arc::new(SshRunner::new(SshPool::start(
+            config,
+            component.registry(),
+        )?)),
+        None => {
+            tracing::warn!("{NOT_CONFIGURED}; serving, but not ready");
+            Arc::new(NotConfigured::new())
+        }
+    };
+    let gateway = Gateway::build(runner, settings, component.registry())?;
+    let follower = readiness::follow(gateway.executor.connection(), component.readiness().clone());
+    let routes = tonic::service::Routes::new(GatewayServer::new(gateway.service.clone()));
+    let served = component
         .serve(
             &args.endpoint,
             &args.metrics_address,
             routes,
-            &[<GatewayServer<grpc_service::GatewayService> as tonic::server::NamedService>::NAME],
+            &[<GatewayServer<GatewayService> as tonic::server::NamedService>::NAME],
         )
-        .await
+        .await;
+    follower.abort();
+    drop(gateway);
+    served.map_err(GatewayError::from)
 }
