@@ -1,4 +1,9 @@
-//! The CSI Identity service.
+//! The CSI Identity service: the plugin's name, what it offers, and whether it is ready.
+//!
+//! Capabilities: CONTROLLER_SERVICE in controller and all modes; VolumeExpansion ONLINE
+//! (volumes grow while attached and mounted) in every mode. Nothing else is advertised: no
+//! accessibility constraints (every node reaches the appliance), no group controller and no
+//! snapshot metadata service.
 
 use rds_csi_proto::csi::identity_server::Identity;
 use rds_csi_proto::csi::plugin_capability::{
@@ -52,12 +57,12 @@ impl Identity for IdentityService {
                     r#type: service::Type::ControllerService as i32,
                 })),
             });
-            capabilities.push(PluginCapability {
-                r#type: Some(plugin_capability::Type::VolumeExpansion(VolumeExpansion {
-                    r#type: volume_expansion::Type::Online as i32,
-                })),
-            });
         }
+        capabilities.push(PluginCapability {
+            r#type: Some(plugin_capability::Type::VolumeExpansion(VolumeExpansion {
+                r#type: volume_expansion::Type::Online as i32,
+            })),
+        });
         Ok(Response::new(GetPluginCapabilitiesResponse {
             capabilities,
         }))
@@ -71,5 +76,51 @@ impl Identity for IdentityService {
             Ok(()) => Ok(Response::new(ProbeResponse { ready: Some(true) })),
             Err(reason) => Err(Status::failed_precondition(reason)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    async fn caps(controller: bool) -> Vec<PluginCapability> {
+        let svc = IdentityService::new(
+            "rds.csi.srvlab.io".into(),
+            controller,
+            Relays {
+                gateway: None,
+                helper: None,
+            },
+        );
+        svc.get_plugin_capabilities(Request::new(GetPluginCapabilitiesRequest {}))
+            .await
+            .unwrap()
+            .into_inner()
+            .capabilities
+    }
+
+    fn has_controller(caps: &[PluginCapability]) -> bool {
+        caps.iter().any(|c| {
+            matches!(&c.r#type, Some(plugin_capability::Type::Service(s))
+                if s.r#type == service::Type::ControllerService as i32)
+        })
+    }
+
+    fn online(caps: &[PluginCapability]) -> bool {
+        caps.iter().any(|c| {
+            matches!(&c.r#type, Some(plugin_capability::Type::VolumeExpansion(v))
+                if v.r#type == volume_expansion::Type::Online as i32)
+        })
+    }
+
+    #[tokio::test]
+    async fn plugin_capabilities_follow_the_mode() {
+        let c = caps(true).await;
+        assert!(has_controller(&c) && online(&c));
+        assert_eq!(c.len(), 2, "nothing unsupported is advertised");
+        let n = caps(false).await;
+        assert!(!has_controller(&n) && online(&n));
+        assert_eq!(n.len(), 1);
     }
 }

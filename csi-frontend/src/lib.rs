@@ -3,6 +3,17 @@
 //! It speaks CSI v1 to kubelet and the CSI sidecars, validates every request, and relays
 //! typed calls to rds-gateway (controller side) and nvme-helper (node side).
 
+pub mod attachments;
+pub mod capabilities;
 pub mod cli;
+pub mod controller;
+pub mod errors;
 pub mod identity;
+pub mod ids;
+pub mod inflight;
+pub mod node;
+pub mod paging;
+pub mod params;
+pub mod paths;
 pub mod relay;
+pub mod volume_context;
