@@ -2,7 +2,12 @@
 //! machine and to check what they do from the outside.
 
 pub mod bins;
+pub mod csi_client;
 pub mod http;
+pub mod leaks;
+pub mod lifecycle;
+pub mod otlp_sink;
 pub mod process;
+pub mod prometheus;
 pub mod sim;
 pub mod stack;

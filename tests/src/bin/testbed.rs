@@ -1,29 +1,56 @@
 //! `testbed`: the whole rds-csi driver on one machine.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clap::{Parser, Subcommand};
-use rds_csi_proto::channel::connect_lazy;
-use rds_csi_proto::csi::identity_client::IdentityClient;
-use rds_csi_proto::csi::{GetPluginInfoRequest, ProbeRequest};
-use rds_csi_proto::endpoint::Endpoint;
-use rds_csi_testbed::http;
+use rds_csi_testbed::csi_client::Csi;
+use rds_csi_testbed::leaks;
+use rds_csi_testbed::lifecycle::{self, Flavor};
+use rds_csi_testbed::otlp_sink::OtlpSink;
 use rds_csi_testbed::stack::{Stack, StackConfig};
 
-/// Runs every rds-csi component as its own process on this machine, wired together over
-/// unix sockets, for trying the driver and for the end-to-end suites.
+/// Runs the rds-csi driver on this machine — the RouterOS simulator as the appliance,
+/// rds-gateway over real SSH, nvme-helper with the loop-device fabric (real mkfs and
+/// mounts; needs root), csi-frontend in controller and node mode — each as its own
+/// process, for trying the driver, for external CSI tools (csi-sanity, csc) and for the
+/// end-to-end suites.
 #[derive(Debug, Parser)]
 #[command(name = "testbed", version, about, long_about = None)]
 struct Args {
     #[command(subcommand)]
     command: Cmd,
-    /// Directory for sockets and state; a fresh temporary one when not given.
+    /// Directory for sockets, the appliance's files and all state; a fresh temporary one
+    /// (removed on exit) when not given.
     #[arg(long, env = "TESTBED_STATE_DIR", global = true)]
-    state_dir: Option<std::path::PathBuf>,
-    /// Path of the CSI socket (identity, controller and node).
+    state_dir: Option<PathBuf>,
+    /// Path of the CSI socket for node and identity calls.
     #[arg(long, env = "TESTBED_CSI_SOCKET", global = true)]
-    csi_socket: Option<std::path::PathBuf>,
+    csi_socket: Option<PathBuf>,
+    /// Path of the CSI socket for controller calls; the same as --csi-socket when not
+    /// given (then one frontend process serves both).
+    #[arg(long, env = "TESTBED_CONTROLLER_SOCKET", global = true)]
+    controller_socket: Option<PathBuf>,
+    /// Root under which staging and target paths may live (passed to the helper);
+    /// external tools put their paths there.
+    #[arg(long, env = "TESTBED_KUBELET_DIR", global = true)]
+    kubelet_dir: Option<PathBuf>,
+    /// RouterOS version the simulator imitates (JSON output from 7.13 on).
+    #[arg(
+        long,
+        env = "TESTBED_ROUTEROS_VERSION",
+        default_value = "7.16.2",
+        global = true
+    )]
+    routeros_version: String,
+    /// Simulator latency per command verb, e.g. disk-add=20ms (repeatable).
+    #[arg(long = "sim-latency", env = "TESTBED_SIM_LATENCY", global = true)]
+    sim_latency: Vec<String>,
+    /// Run a built-in OTLP trace receiver and write every span it receives to this file,
+    /// one JSON object per line.
+    #[arg(long, env = "TESTBED_OTLP_FILE", global = true)]
+    otlp_file: Option<PathBuf>,
     /// Log filter passed to every component.
     #[arg(long, env = "TESTBED_LOG_LEVEL", default_value = "warn", global = true)]
     log_level: String,
@@ -31,10 +58,12 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Start everything, print where it listens, and run until SIGINT/SIGTERM.
+    /// Start everything, print where it listens, and run until SIGINT/SIGTERM; then stop
+    /// every process and leave nothing behind.
     Up,
-    /// Start everything, check each component through its socket and metrics, print a
-    /// table of the steps, and stop everything. Exit status 0 only if every check held.
+    /// Start everything, run a scripted volume lifecycle through the CSI sockets, print a
+    /// table of steps with durations and trace ids, and stop. Exit status 0 only if every
+    /// check held and nothing was left behind.
     Demo,
 }
 
@@ -56,122 +85,106 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args) -> Result<(), String> {
-    let temp;
-    let state_dir = match &args.state_dir {
-        Some(d) => d.clone(),
-        None => {
-            temp = tempdir()?;
-            temp.path().to_path_buf()
-        }
-    };
-    let cfg = StackConfig {
-        state_dir,
-        csi_socket: args.csi_socket.clone(),
-        log_level: args.log_level.clone(),
-    };
-    let stack = Stack::start(&cfg).await.map_err(|e| e.to_string())?;
-    let ep = stack.endpoints.clone();
-    println!("CSI socket:        unix://{}", ep.csi_socket.display());
-    println!("frontend metrics:  http://{}/metrics", ep.frontend_metrics);
-    println!("gateway metrics:   http://{}/metrics", ep.gateway_metrics);
-    println!("helper metrics:    http://{}/metrics", ep.helper_metrics);
-    let outcome = match args.command {
-        Cmd::Up => {
-            let which = rds_csi_proto::shutdown::signalled().await;
-            println!("{which}: stopping");
-            Ok(())
-        }
-        Cmd::Demo => demo(&ep).await,
-    };
-    let stopped = stack.stop().await.map_err(|e| e.to_string());
-    outcome.and(stopped)
-}
+/// A temporary state directory, removed on drop.
+struct TempDir(PathBuf);
 
-struct TempDir(std::path::PathBuf);
-impl TempDir {
-    fn path(&self) -> &std::path::Path {
-        &self.0
-    }
-}
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
-fn tempdir() -> Result<TempDir, String> {
-    let base = std::env::temp_dir().join(format!("rds-csi-testbed-{}", std::process::id()));
-    std::fs::create_dir_all(&base).map_err(|e| format!("cannot create {}: {e}", base.display()))?;
-    Ok(TempDir(base))
-}
-
-async fn demo(ep: &rds_csi_testbed::stack::Endpoints) -> Result<(), String> {
-    let mut rows: Vec<(String, Duration, Result<String, String>)> = Vec::new();
-    let csi = Endpoint::Unix(ep.csi_socket.clone());
-    let channel = connect_lazy(&csi).map_err(|e| e.to_string())?;
-    let mut identity = IdentityClient::new(channel);
-
-    let t = Instant::now();
-    let r = identity
-        .get_plugin_info(GetPluginInfoRequest {})
-        .await
-        .map(|r| format!("{} {}", r.get_ref().name, r.get_ref().vendor_version))
-        .map_err(|s| s.message().to_string());
-    rows.push(("GetPluginInfo".into(), t.elapsed(), r));
-
-    let t = Instant::now();
-    let r = identity
-        .probe(ProbeRequest {})
-        .await
-        .map(|r| format!("ready={:?}", r.get_ref().ready))
-        .map_err(|s| format!("{:?}: {}", s.code(), s.message()));
-    // The gateway has no RDS session yet, so a not-ready probe with a reason is the
-    // expected answer at this stage.
-    let probe_says_why = matches!(&r, Err(m) if m.contains("rds-gateway"));
-    rows.push((
-        "Probe (expects not ready: no RDS yet)".into(),
-        t.elapsed(),
-        if probe_says_why {
-            Ok(r.err().unwrap_or_default())
-        } else {
-            Err(format!("unexpected probe answer: {r:?}"))
-        },
-    ));
-
-    for (name, addr) in [
-        ("csi-frontend", ep.frontend_metrics),
-        ("rds-gateway", ep.gateway_metrics),
-        ("nvme-helper", ep.helper_metrics),
-    ] {
-        let t = Instant::now();
-        let r = match http::get(addr, "/metrics", Duration::from_secs(5)).await {
-            Ok(reply) if reply.status == 200 => Ok(format!("{} bytes", reply.body.len())),
-            Ok(reply) => Err(format!("HTTP {}", reply.status)),
-            Err(e) => Err(e.to_string()),
-        };
-        rows.push((format!("scrape {name} /metrics"), t.elapsed(), r));
-    }
-
-    println!();
-    println!("{:<40} {:>10}  {:<6} detail", "step", "ms", "result");
-    let mut ok = true;
-    for (step, took, r) in &rows {
-        let (res, detail) = match r {
-            Ok(d) => ("ok", d.as_str()),
-            Err(d) => {
-                ok = false;
-                ("FAIL", d.as_str())
-            }
-        };
-        println!(
-            "{step:<40} {:>10.2}  {res:<6} {detail}",
-            took.as_secs_f64() * 1000.0
+async fn run(args: Args) -> Result<(), String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(
+            "the testbed needs root: nvme-helper attaches loop devices and mounts filesystems"
+                .into(),
         );
     }
-    if ok {
+    let mut _temp = None;
+    let state_dir = match &args.state_dir {
+        Some(d) => d.clone(),
+        None => {
+            let d = std::env::temp_dir().join(format!("rds-csi-testbed-{}", std::process::id()));
+            std::fs::create_dir_all(&d)
+                .map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+            _temp = Some(TempDir(d.clone()));
+            d
+        }
+    };
+    let sink = match &args.otlp_file {
+        Some(path) => Some(
+            OtlpSink::start(Some(path.clone()))
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
+    let mut cfg = StackConfig::new(&state_dir);
+    cfg.csi_socket = args.csi_socket.clone();
+    cfg.controller_socket = args.controller_socket.clone();
+    cfg.kubelet_dir = args.kubelet_dir.clone();
+    cfg.routeros_version = args.routeros_version.clone();
+    cfg.sim_latency = args.sim_latency.clone();
+    cfg.log_level = args.log_level.clone();
+    cfg.otlp_endpoint = sink.as_ref().map(OtlpSink::endpoint);
+
+    let started = Instant::now();
+    let stack = Stack::start(&cfg).await.map_err(|e| e.to_string())?;
+    let ep = stack.endpoints.clone();
+    println!(
+        "appliance (rds-sim): ssh://{} root {}",
+        ep.sim_addr,
+        ep.sim_root.display()
+    );
+    println!("CSI socket (node):   unix://{}", ep.csi_socket.display());
+    println!(
+        "CSI socket (ctrl):   unix://{}",
+        ep.controller_socket.display()
+    );
+    println!("kubelet dir:         {}", ep.kubelet_dir.display());
+    for (name, addr) in &ep.metrics {
+        println!("metrics {name:<22} http://{addr}/metrics");
+    }
+    match (&sink, &args.otlp_file) {
+        (Some(sink), Some(file)) => println!(
+            "traces:              OTLP receiver {} writing {}",
+            sink.endpoint(),
+            file.display()
+        ),
+        _ => println!("traces:              not exported (use --otlp-file FILE)"),
+    }
+    println!("started in {:.2} s", started.elapsed().as_secs_f64());
+
+    let outcome = match args.command {
+        Cmd::Up => {
+            let which = rds_csi_proto::shutdown::signalled().await;
+            println!("{which}: stopping");
+            Ok(())
+        }
+        Cmd::Demo => {
+            let csi = Csi::connect(&ep.csi_socket, &ep.controller_socket)?;
+            let t = Instant::now();
+            let (steps, ok) = lifecycle::run(&csi, &ep.kubelet_dir, Flavor::Ext4, "demo").await;
+            lifecycle::print_table("volume lifecycle (ext4)", &steps);
+            println!("lifecycle took {:.2} s", t.elapsed().as_secs_f64());
+            if ok {
+                Ok(())
+            } else {
+                Err("some lifecycle steps failed".to_string())
+            }
+        }
+    };
+    let stopped = stack.stop().await.map_err(|e| e.to_string());
+    let left = leaks::all(&ep.sim_root, &ep.kubelet_dir);
+    // Volumes still staged when `up` stops keep their mounts and loop devices (the helper
+    // never detaches on exit, so a restart converges); the testbed owns them now.
+    leaks::force_clean(&ep.sim_root, &ep.kubelet_dir);
+    let left = if left.is_empty() || matches!(args.command, Cmd::Up) {
+        println!("left behind: nothing (no mount, loop device or image file)");
         Ok(())
     } else {
-        Err("some demo steps failed".into())
-    }
+        Err(format!("left behind: {}", left.join(", ")))
+    };
+    outcome.and(stopped).and(left)
 }
