@@ -27,22 +27,16 @@ use tonic::server::NamedService;
 /// How often readiness is refreshed from the relay targets.
 const READINESS_INTERVAL: Duration = Duration::from_secs(5);
 
+/// A start-up or serving failure, already worded for the one error line.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct StartError(String);
+
 fn main() -> ExitCode {
     let args = Args::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("csi-frontend: error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("csi-frontend: error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    rds_csi_proto::component::main_with("csi-frontend", || async {
+        run(args).await.map_err(StartError)
+    })
 }
 
 /// The node id: the flag, or this machine's host name when the flag is empty.

@@ -152,6 +152,29 @@ impl Component {
     }
 }
 
+/// The body of every binary's `main`: runs `run` on a multi-thread tokio runtime and turns
+/// its result into the exit status, printing one `<name>: error: ...` line on failure.
+pub fn main_with<E, F>(name: &str, run: impl FnOnce() -> F) -> std::process::ExitCode
+where
+    E: std::error::Error,
+    F: std::future::Future<Output = Result<(), E>>,
+{
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{name}: error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: error: {}", one_line(&e));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Formats an error and its sources as one line, for the last words of a failed process.
 pub fn one_line(err: &dyn std::error::Error) -> String {
     let mut line = err.to_string();

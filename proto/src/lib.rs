@@ -8,6 +8,7 @@
 pub mod channel;
 pub mod component;
 pub mod endpoint;
+pub mod flags;
 pub mod hop;
 pub mod metrics_server;
 pub mod serve;

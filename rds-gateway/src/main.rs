@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use rds_csi_proto::component::{Component, ComponentError, one_line};
+use rds_csi_proto::component::{Component, ComponentError};
 use rds_csi_proto::gateway::gateway_server::GatewayServer;
 use rds_gateway::assembly::Gateway;
 use rds_gateway::grpc_service::GatewayService;
@@ -35,20 +35,7 @@ enum GatewayError {
 
 fn main() -> ExitCode {
     let args = cli::Args::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("rds-gateway: error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("rds-gateway: error: {}", one_line(&e));
-            ExitCode::FAILURE
-        }
-    }
+    rds_csi_proto::component::main_with("rds-gateway", || run(args))
 }
 
 async fn run(args: cli::Args) -> Result<(), GatewayError> {
