@@ -396,6 +396,136 @@ pub enum HelperError {
         source: io::Error,
     },
 
+    /// A loop-device ioctl or open failed (loop fabric).
+    #[error("{operation} on {device} failed: {source}")]
+    LoopDevice {
+        /// The loop device or control node.
+        device: PathBuf,
+        /// Which operation (`LOOP_CONFIGURE`, `open`, ...).
+        operation: &'static str,
+        /// The underlying error.
+        source: io::Error,
+    },
+
+    /// The loop fabric found no backing file for an NQN.
+    #[error("no backing file {file} for {nqn} under {dir}")]
+    BackingFileNotFound {
+        /// The subsystem NQN.
+        nqn: String,
+        /// The file name looked for.
+        file: String,
+        /// The directory searched.
+        dir: PathBuf,
+    },
+
+    /// The loop fabric found more than one backing file for an NQN.
+    #[error("{nqn} matches several backing files {files:?}; refusing to guess")]
+    BackingFileAmbiguous {
+        /// The subsystem NQN.
+        nqn: String,
+        /// The candidates.
+        files: Vec<PathBuf>,
+    },
+
+    /// The backing file of an NQN is attached to a loop device the helper did not set up.
+    #[error(
+        "backing file of {nqn} is already attached to {device} (file name {name:?}), not by this helper"
+    )]
+    ForeignAttachment {
+        /// The subsystem NQN.
+        nqn: String,
+        /// The loop device holding it.
+        device: PathBuf,
+        /// Its `lo_file_name`.
+        name: String,
+    },
+
+    /// Another operation on the same volume is in progress.
+    #[error(
+        "{operation} of volume {volume_id} refused: {running} of the same volume is in progress"
+    )]
+    VolumeBusy {
+        /// The volume.
+        volume_id: String,
+        /// What was asked.
+        operation: &'static str,
+        /// What is running.
+        running: &'static str,
+    },
+
+    /// A request field is missing or malformed.
+    #[error("invalid {field}: {reason}")]
+    InvalidRequest {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+
+    /// The device holds a filesystem other than the one requested.
+    #[error("{device} holds a {found} filesystem, but {requested} was requested; not reformatting")]
+    FilesystemMismatch {
+        /// The device.
+        device: PathBuf,
+        /// What blkid found.
+        found: String,
+        /// What was asked for.
+        requested: String,
+    },
+
+    /// A publish needs a staged volume, and there is none.
+    #[error("volume {volume_id} is not staged at {path}: {reason}")]
+    NotStaged {
+        /// The volume.
+        volume_id: String,
+        /// The staging path.
+        path: PathBuf,
+        /// What was found instead.
+        reason: String,
+    },
+
+    /// A volume path has nothing mounted (stats, expand).
+    #[error("nothing of volume {volume_id} is mounted at {path}")]
+    VolumePathNotFound {
+        /// The volume.
+        volume_id: String,
+        /// The path.
+        path: PathBuf,
+    },
+
+    /// A mount, bind, remount or unmount failed.
+    #[error("{operation} {target} failed: {source}{detail}")]
+    Mount {
+        /// What was done (`mount`, `bind-mount`, `unmount`, ...).
+        operation: &'static str,
+        /// The mount point.
+        target: PathBuf,
+        /// Extra context (source, type, options), starting with a separator, or empty.
+        detail: String,
+        /// The kernel's answer.
+        source: io::Error,
+    },
+
+    /// A stage record under the state directory is unusable.
+    #[error("stage record {path}: {reason}")]
+    StateRecord {
+        /// The record file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+
+    /// The helper lacks a capability an operation needs.
+    #[error(
+        "{operation} needs {capability}, which this helper process does not have; grant it to the helper's container"
+    )]
+    MissingCapability {
+        /// The capability (`CAP_SYS_RESOURCE`).
+        capability: &'static str,
+        /// What needs it.
+        operation: &'static str,
+    },
+
     /// A blocking worker task died (panicked or was cancelled).
     #[error("background task for {operation} {target} failed: {reason}")]
     Task {
@@ -420,15 +550,25 @@ impl HelperError {
             | Self::UnsafePath { .. }
             | Self::UnsupportedFilesystem { .. }
             | Self::InvalidMountOption { .. }
-            | Self::InvalidMkfsOption { .. } => Code::InvalidArgument,
+            | Self::InvalidMkfsOption { .. }
+            | Self::InvalidRequest { .. } => Code::InvalidArgument,
 
             Self::ControllerNotFound { .. }
             | Self::NoDevice { .. }
-            | Self::DeviceNotFound { .. } => Code::NotFound,
+            | Self::DeviceNotFound { .. }
+            | Self::BackingFileNotFound { .. }
+            | Self::VolumePathNotFound { .. } => Code::NotFound,
 
             Self::AmbiguousProbe { .. }
             | Self::DeviceInUse { .. }
-            | Self::MultipleNamespaces { .. } => Code::FailedPrecondition,
+            | Self::MultipleNamespaces { .. }
+            | Self::BackingFileAmbiguous { .. }
+            | Self::ForeignAttachment { .. }
+            | Self::FilesystemMismatch { .. }
+            | Self::NotStaged { .. }
+            | Self::MissingCapability { .. } => Code::FailedPrecondition,
+
+            Self::VolumeBusy { .. } => Code::Aborted,
 
             Self::DeadlineExceeded { .. } | Self::ToolTimedOut { .. } => Code::DeadlineExceeded,
 
@@ -444,7 +584,10 @@ impl HelperError {
             | Self::ToolSpawn { .. }
             | Self::ToolFailed { .. }
             | Self::Io { .. }
-            | Self::Task { .. } => Code::Internal,
+            | Self::Task { .. }
+            | Self::LoopDevice { .. }
+            | Self::Mount { .. }
+            | Self::StateRecord { .. } => Code::Internal,
         }
     }
 }
@@ -472,6 +615,22 @@ mod tests {
                 Code::InvalidArgument,
             ),
             (HelperError::NoDevice { nqn: "n".into() }, Code::NotFound),
+            (
+                HelperError::VolumeBusy {
+                    volume_id: "v".into(),
+                    operation: "stage",
+                    running: "stage",
+                },
+                Code::Aborted,
+            ),
+            (
+                HelperError::FilesystemMismatch {
+                    device: "/dev/loop1".into(),
+                    found: "xfs".into(),
+                    requested: "ext4".into(),
+                },
+                Code::FailedPrecondition,
+            ),
             (
                 HelperError::AmbiguousProbe {
                     device: "/dev/x".into(),

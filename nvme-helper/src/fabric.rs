@@ -73,6 +73,14 @@ pub trait Fabric: Send + Sync {
 
     /// Asks the connected controllers of `nqn` to rescan namespaces (after an expand).
     fn rescan<'a>(&'a self, nqn: &'a Nqn) -> FabricFuture<'a, ()>;
+
+    /// Every namespace block device node of `nqn` that exists now, in any number: what must be
+    /// unused before the NQN may be disconnected.
+    fn namespace_devices<'a>(&'a self, nqn: &'a Nqn) -> FabricFuture<'a, Vec<PathBuf>>;
+
+    /// The same list as `connections`, read synchronously with sysfs reads only: what a
+    /// metrics scrape can afford (it must never wait on the kernel's connect machinery).
+    fn scrape_connections(&self) -> Result<Vec<Connection>>;
 }
 
 /// The fabric backed by the Linux kernel's NVMe/TCP initiator.
@@ -348,6 +356,22 @@ impl Fabric for KernelFabric {
 
     fn rescan<'a>(&'a self, nqn: &'a Nqn) -> FabricFuture<'a, ()> {
         Box::pin(self.rescan_impl(nqn))
+    }
+
+    fn namespace_devices<'a>(&'a self, nqn: &'a Nqn) -> FabricFuture<'a, Vec<PathBuf>> {
+        Box::pin(async move {
+            Ok(self
+                .sysfs
+                .namespaces(nqn)?
+                .into_iter()
+                .map(|ns| self.dev_root.join(ns.device))
+                .filter(|node| node.exists())
+                .collect())
+        })
+    }
+
+    fn scrape_connections(&self) -> Result<Vec<Connection>> {
+        self.connections_now()
     }
 }
 

@@ -1,0 +1,302 @@
+//! Benchmark: one stage → publish → unpublish → unstage cycle through the real `nvme-helper`
+//! binary (loop fabric, gRPC over its unix socket) beside the same system calls and tools run
+//! directly in this process (the limit: loop attach, `blkid -p`, the edge reads, `mount(2)`,
+//! bind mount, unmounts, directory removal, loop detach). Cycles alternate between the two so
+//! that drift hits both alike; medians are compared. It also reads the helper's resident memory
+//! from `/proc/<pid>/status`: `VmRSS` when idle (before and after the cycles) and `VmHWM` (the
+//! peak). Targets: helper cycle at most 1.15x the limit, under 15 MiB resident when idle.
+//!
+//! Needs root and e2fsprogs/util-linux. Run with `cargo bench -p nvme-helper --bench cycle`
+//! (set `CYCLES=n` to change the number of cycles, default 40).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::mount::{MntFlags, MsFlags};
+use nvme_helper::loop_device;
+use rds_csi_proto::endpoint::Endpoint;
+use rds_csi_proto::helper::node_helper_client::NodeHelperClient;
+use rds_csi_proto::helper::{
+    AccessType, Filesystem, FilesystemSpec, PublishRequest, StageRequest, Target, UnpublishRequest,
+    UnstageRequest,
+};
+use tonic::transport::Channel;
+
+const PREFIX: &str = "nqn.2000-02.com.mikrotik:";
+const MIB: u64 = 1 << 20;
+
+struct Helper {
+    child: Child,
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn status_kib(pid: u32, key: &str) -> u64 {
+    let text = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn mean(v: &[Duration]) -> Duration {
+    v.iter().sum::<Duration>() / u32::try_from(v.len()).unwrap()
+}
+
+fn wait_detached(number: u32) {
+    let attr = format!("/sys/class/block/loop{number}/loop/backing_file");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Path::new(&attr).exists() {
+        assert!(Instant::now() < deadline, "loop{number} never detached");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The limit: the helper's system calls and tools, made directly.
+fn direct_cycle(file: &Path, nqn: &str, staging: &Path, target: &Path) {
+    let number = loop_device::attach(Path::new("/dev"), file, nqn).unwrap();
+    let device = PathBuf::from(format!("/dev/loop{number}"));
+    let out = Command::new("blkid")
+        .args(["-p", "-o", "export"])
+        .arg(&device)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    nvme_helper::blank_probe::read_edges(&device).unwrap();
+    if !staging.exists() {
+        fs::create_dir(staging).unwrap();
+    }
+    nix::mount::mount(
+        Some(&device),
+        staging,
+        Some("ext4"),
+        MsFlags::MS_NOATIME,
+        None::<&str>,
+    )
+    .unwrap();
+    fs::create_dir(target).unwrap();
+    nix::mount::mount(
+        Some(staging),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .unwrap();
+    nix::mount::umount2(target, MntFlags::UMOUNT_NOFOLLOW).unwrap();
+    fs::remove_dir(target).unwrap();
+    nix::mount::umount2(staging, MntFlags::UMOUNT_NOFOLLOW).unwrap();
+    loop_device::detach(Path::new("/dev"), number).unwrap();
+    wait_detached(number);
+}
+
+async fn helper_cycle(
+    c: &mut NodeHelperClient<Channel>,
+    id: &str,
+    nqn: &str,
+    staging: &Path,
+    target: &Path,
+) {
+    c.stage(StageRequest {
+        volume_id: id.into(),
+        target: Some(Target {
+            nqn: nqn.into(),
+            address: "127.0.0.1".into(),
+            port: 4420,
+            ..Default::default()
+        }),
+        staging_path: staging.display().to_string(),
+        access_type: AccessType::Filesystem as i32,
+        filesystem: Some(FilesystemSpec {
+            filesystem: Filesystem::Ext4 as i32,
+            mkfs_options: vec![],
+            mount_options: vec!["noatime".into()],
+        }),
+        read_only: false,
+    })
+    .await
+    .unwrap();
+    c.publish(PublishRequest {
+        volume_id: id.into(),
+        staging_path: staging.display().to_string(),
+        target_path: target.display().to_string(),
+        access_type: AccessType::Filesystem as i32,
+        read_only: false,
+        mount_options: vec![],
+    })
+    .await
+    .unwrap();
+    c.unpublish(UnpublishRequest {
+        volume_id: id.into(),
+        target_path: target.display().to_string(),
+    })
+    .await
+    .unwrap();
+    c.unstage(UnstageRequest {
+        volume_id: id.into(),
+        staging_path: staging.display().to_string(),
+        nqn: nqn.into(),
+    })
+    .await
+    .unwrap();
+}
+
+fn main() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "the cycle benchmark attaches loop devices and mounts: run it as root"
+    );
+    let cycles: usize = std::env::var("CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40);
+    let tmp = tempfile::Builder::new()
+        .prefix("nvme-helper-bench-")
+        .tempdir()
+        .unwrap();
+    let root = fs::canonicalize(tmp.path()).unwrap();
+    let kubelet = root.join("kubelet");
+    let backing = root.join("rds");
+    let pool = backing.join("storage-pool");
+    for d in [
+        kubelet.join("plugins/v"),
+        kubelet.join("pods/p"),
+        pool.clone(),
+    ] {
+        fs::create_dir_all(d).unwrap();
+    }
+    // Two identical pre-formatted volumes: one for each side, so neither sees the other's cache.
+    let mut files = Vec::new();
+    for slot in ["pvc-bench-helper", "pvc-bench-direct"] {
+        let f = pool.join(format!("{slot}.img"));
+        File::create(&f).unwrap().set_len(64 * MIB).unwrap();
+        let out = Command::new("mkfs.ext4")
+            .arg("-q")
+            .arg(&f)
+            .output()
+            .expect("mkfs.ext4 is missing: apt-get install e2fsprogs");
+        assert!(out.status.success(), "{out:?}");
+        files.push(f);
+    }
+    let socket = root.join("helper.sock");
+    let child = Command::new(env!("CARGO_BIN_EXE_nvme-helper"))
+        .arg("--endpoint")
+        .arg(format!("unix://{}", socket.display()))
+        .args(["--metrics-address", "127.0.0.1:0", "--fabric", "loop"])
+        .arg("--loop-backing-dir")
+        .arg(&backing)
+        .arg("--kubelet-dir")
+        .arg(&kubelet)
+        .arg("--state-dir")
+        .arg(root.join("state"))
+        .arg("--host-nqn-file")
+        .arg(root.join("hostnqn"))
+        .arg("--host-id-file")
+        .arg(root.join("hostid"))
+        .args(["--log-level", "warn"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let helper = Helper { child };
+    let pid = helper.child.id();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        assert!(Instant::now() < deadline, "the helper did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let idle_start = status_kib(pid, "VmRSS:");
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _entered = runtime.enter();
+    let channel = rds_csi_proto::channel::connect_lazy(&Endpoint::Unix(socket.clone())).unwrap();
+    let mut client = NodeHelperClient::new(channel);
+    let h_nqn = format!("{PREFIX}pvc-bench-helper");
+    let d_nqn = format!("{PREFIX}pvc-bench-direct");
+    let h_staging = kubelet.join("plugins/v/helper-globalmount");
+    let d_staging = kubelet.join("plugins/v/direct-globalmount");
+    let h_target = kubelet.join("pods/p/helper-mount");
+    let d_target = kubelet.join("pods/p/direct-mount");
+
+    // Warm-up: page cache, binaries, connections.
+    for _ in 0..3 {
+        runtime.block_on(helper_cycle(
+            &mut client,
+            "pvc-bench-helper",
+            &h_nqn,
+            &h_staging,
+            &h_target,
+        ));
+        direct_cycle(&files[1], &d_nqn, &d_staging, &d_target);
+    }
+    let mut through_helper = Vec::with_capacity(cycles);
+    let mut direct = Vec::with_capacity(cycles);
+    for _ in 0..cycles {
+        let t = Instant::now();
+        runtime.block_on(helper_cycle(
+            &mut client,
+            "pvc-bench-helper",
+            &h_nqn,
+            &h_staging,
+            &h_target,
+        ));
+        through_helper.push(t.elapsed());
+        let t = Instant::now();
+        direct_cycle(&files[1], &d_nqn, &d_staging, &d_target);
+        direct.push(t.elapsed());
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let idle_end = status_kib(pid, "VmRSS:");
+    let peak = status_kib(pid, "VmHWM:");
+
+    let (hm, dm) = (mean(&through_helper), mean(&direct));
+    let (hmed, dmed) = (median(&mut through_helper), median(&mut direct));
+    let ratio = hmed.as_secs_f64() / dmed.as_secs_f64();
+    let idle = idle_start.max(idle_end);
+    println!("stage→publish→unpublish→unstage, ext4 64 MiB loop volume, {cycles} cycles each");
+    println!(
+        "  through nvme-helper: median {:>8.2} ms  mean {:>8.2} ms",
+        hmed.as_secs_f64() * 1e3,
+        hm.as_secs_f64() * 1e3
+    );
+    println!(
+        "  direct (the limit):  median {:>8.2} ms  mean {:>8.2} ms",
+        dmed.as_secs_f64() * 1e3,
+        dm.as_secs_f64() * 1e3
+    );
+    println!(
+        "  ratio (medians):     {ratio:.3}x   target <= 1.15x   {}",
+        if ratio <= 1.15 { "MET" } else { "MISSED" }
+    );
+    println!(
+        "  helper RSS: idle {:.1} MiB at start, {:.1} MiB after the cycles, peak (VmHWM) {:.1} MiB   target idle < 15 MiB   {}",
+        idle_start as f64 / 1024.0,
+        idle_end as f64 / 1024.0,
+        peak as f64 / 1024.0,
+        if idle < 15 * 1024 { "MET" } else { "MISSED" }
+    );
+    drop(helper);
+    for m in [&h_target, &d_target, &h_staging, &d_staging] {
+        let _ = nix::mount::umount2(m.as_path(), MntFlags::MNT_DETACH);
+    }
+}
