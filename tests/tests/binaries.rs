@@ -27,6 +27,21 @@ fn command(name: &str, socket: &Path, metrics: SocketAddr) -> Command {
 
 fn command_at(name: &str, endpoint: &str, metrics: SocketAddr) -> Command {
     let mut cmd = Command::new(bins::path(name).unwrap_or_else(|e| panic!("{e}")));
+    if name == "nvme-helper" {
+        // Keep the helper's state, host identity and kubelet root inside the test's
+        // world instead of /var/lib and /etc/nvme.
+        let root = std::env::temp_dir().join(format!("binaries-helper-{}", std::process::id()));
+        let kubelet = root.join("kubelet");
+        std::fs::create_dir_all(&kubelet).unwrap();
+        cmd.arg("--kubelet-dir")
+            .arg(&kubelet)
+            .arg("--state-dir")
+            .arg(root.join("state"))
+            .arg("--host-nqn-file")
+            .arg(root.join("hostnqn"))
+            .arg("--host-id-file")
+            .arg(root.join("hostid"));
+    }
     cmd.arg("--endpoint")
         .arg(endpoint)
         .arg("--metrics-address")
