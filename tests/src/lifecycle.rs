@@ -137,6 +137,22 @@ fn paths(kubelet: &Path, tag: &str, flavor: Flavor) -> Result<Paths, String> {
 
 const PAYLOAD: &[u8] = b"rds-csi lifecycle payload\n";
 
+/// The size a pod sees: the filesystem's size, or the block device's.
+fn visible_size(target: &Path, flavor: Flavor) -> Result<i64, String> {
+    match flavor {
+        Flavor::Block => {
+            let mut f = std::fs::File::open(target).map_err(|e| e.to_string())?;
+            let end = f.seek(SeekFrom::End(0)).map_err(|e| e.to_string())?;
+            i64::try_from(end).map_err(|e| e.to_string())
+        }
+        _ => {
+            let st = nix::sys::statvfs::statvfs(target).map_err(|e| e.to_string())?;
+            let bytes = u128::from(st.blocks()) * u128::from(st.fragment_size());
+            i64::try_from(bytes).map_err(|e| e.to_string())
+        }
+    }
+}
+
 fn write_payload(target: &Path, flavor: Flavor) -> Result<(), String> {
     match flavor {
         Flavor::Block => {
@@ -378,55 +394,127 @@ pub async fn run(csi: &Csi, kubelet: &Path, flavor: Flavor, tag: &str) -> (Vec<S
             }
         })
         .await;
-        s.step("ControllerExpandVolume + NodeExpandVolume to 2 GiB", |tp| {
-            let mut c = ctrl.clone();
-            let mut n = node.clone();
-            let vol = vol.clone();
-            let cap = cap.clone();
-            let target = p.target.clone();
-            let staging = p.staging.clone();
-            async move {
-                let r = c
-                    .controller_expand_volume(traced(
-                        ControllerExpandVolumeRequest {
+        // Offline expansion, as Kubernetes does it for a volume that is not in use: the
+        // pod goes, the controller grows the disk, and the next stage presents the larger
+        // filesystem (online ext4 grow needs CAP_SYS_RESOURCE, which test machines may lack).
+        if s.step(
+            "expand offline: unstage, ControllerExpandVolume 2 GiB",
+            |tp| {
+                let mut c = ctrl.clone();
+                let mut n = node.clone();
+                let vol = vol.clone();
+                let cap = cap.clone();
+                let target = p.target.clone();
+                let staging = p.staging.clone();
+                async move {
+                    n.node_unpublish_volume(traced(
+                        NodeUnpublishVolumeRequest {
                             volume_id: vol.volume_id.clone(),
-                            capacity_range: Some(CapacityRange {
-                                required_bytes: 2 * GIB,
-                                limit_bytes: 0,
-                            }),
-                            volume_capability: Some(cap.clone()),
-                            ..Default::default()
+                            target_path: target.display().to_string(),
                         },
                         &tp,
                     ))
                     .await
-                    .map_err(status)?
-                    .into_inner();
-                if r.capacity_bytes < 2 * GIB {
-                    return Err(format!("controller reports {} bytes", r.capacity_bytes));
-                }
-                let nr = n
-                    .node_expand_volume(traced(
-                        NodeExpandVolumeRequest {
-                            volume_id: vol.volume_id,
-                            volume_path: target.display().to_string(),
-                            capacity_range: Some(CapacityRange {
-                                required_bytes: 2 * GIB,
-                                limit_bytes: 0,
-                            }),
+                    .map_err(status)?;
+                    n.node_unstage_volume(traced(
+                        NodeUnstageVolumeRequest {
+                            volume_id: vol.volume_id.clone(),
                             staging_target_path: staging.display().to_string(),
-                            volume_capability: Some(cap),
-                            ..Default::default()
                         },
                         &tp,
                     ))
                     .await
-                    .map_err(status)?
-                    .into_inner();
-                if nr.capacity_bytes < 2 * GIB - (64 << 20) {
-                    return Err(format!("node reports {} bytes", nr.capacity_bytes));
+                    .map_err(status)?;
+                    let r = c
+                        .controller_expand_volume(traced(
+                            ControllerExpandVolumeRequest {
+                                volume_id: vol.volume_id.clone(),
+                                capacity_range: Some(CapacityRange {
+                                    required_bytes: 2 * GIB,
+                                    limit_bytes: 0,
+                                }),
+                                volume_capability: Some(cap),
+                                ..Default::default()
+                            },
+                            &tp,
+                        ))
+                        .await
+                        .map_err(status)?
+                        .into_inner();
+                    if r.capacity_bytes < 2 * GIB {
+                        return Err(format!("controller reports {} bytes", r.capacity_bytes));
+                    }
+                    Ok(((), format!("disk now {} bytes", r.capacity_bytes)))
                 }
-                Ok(((), format!("{} bytes", nr.capacity_bytes)))
+            },
+        )
+        .await
+        .is_some()
+        {
+            let ctx = s
+                .step("stage, publish, NodeExpandVolume: 2 GiB visible", |tp| {
+                    let vol = vol.clone();
+                    let staging = p.staging.clone();
+                    let target = p.target.clone();
+                    let mut n = node.clone();
+                    let cap = cap.clone();
+                    let publish = &publish;
+                    let stage = &stage;
+                    let node_publish = &node_publish;
+                    async move {
+                        let (ctx, _) = publish(vol.clone(), tp.clone()).await?;
+                        stage(vol.clone(), ctx.clone(), staging.clone(), tp.clone()).await?;
+                        node_publish(
+                            vol.clone(),
+                            ctx.clone(),
+                            staging.clone(),
+                            target.clone(),
+                            tp.clone(),
+                        )
+                        .await?;
+                        let nr = n
+                            .node_expand_volume(traced(
+                                NodeExpandVolumeRequest {
+                                    volume_id: vol.volume_id,
+                                    volume_path: target.display().to_string(),
+                                    capacity_range: Some(CapacityRange {
+                                        required_bytes: 2 * GIB,
+                                        limit_bytes: 0,
+                                    }),
+                                    staging_target_path: staging.display().to_string(),
+                                    volume_capability: Some(cap),
+                                    ..Default::default()
+                                },
+                                &tp,
+                            ))
+                            .await
+                            .map_err(status)?
+                            .into_inner();
+                        let size = visible_size(&target, flavor)?;
+                        if size < 2 * GIB - (128 << 20) {
+                            return Err(format!(
+                                "the volume shows {size} bytes after expansion (node said {})",
+                                nr.capacity_bytes
+                            ));
+                        }
+                        Ok((ctx, format!("{size} bytes visible")))
+                    }
+                })
+                .await;
+            if ctx.is_none() {
+                // Whatever half of the re-stage happened is undone by the teardown.
+                pod_published = true;
+            }
+        } else {
+            // The volume may be unpublished or unstaged already; both are idempotent.
+            pod_published = true;
+        }
+        s.step("the file is still there", |_| async {
+            let back = read_payload(&p.target, flavor)?;
+            if back == PAYLOAD {
+                Ok(((), "same bytes after expansion".to_string()))
+            } else {
+                Err("different bytes after expansion".to_string())
             }
         })
         .await;
