@@ -182,6 +182,9 @@ fn relay_hint(peer: Peer, code: Code) -> String {
         (Peer::Helper, Code::Unavailable) => {
             " (the node's nvme-helper is unreachable; check that its pod runs on this node, the call is retried)".into()
         }
+        (_, Code::Unknown) => format!(
+            " (the connection to {peer} broke during the call, usually because it restarted; the call is retried)"
+        ),
         (_, Code::DeadlineExceeded) => {
             " (the call ran out of time; it is retried with the same arguments)".into()
         }
@@ -203,7 +206,10 @@ fn relay_code(code: Code) -> Code {
     match code {
         Code::Ok => Code::Internal,
         Code::Cancelled => Code::Cancelled,
-        Code::Unknown => Code::Internal,
+        // The gateway and the helper never answer UNKNOWN themselves: tonic reports a
+        // connection that broke mid-call (the peer crashed or restarted) that way, and the
+        // call is safe to retry once the peer is back.
+        Code::Unknown => Code::Unavailable,
         Code::InvalidArgument => Code::InvalidArgument,
         Code::DeadlineExceeded => Code::DeadlineExceeded,
         Code::NotFound => Code::NotFound,
@@ -325,7 +331,7 @@ mod tests {
             (Code::OutOfRange, Code::OutOfRange),
             (Code::Cancelled, Code::Cancelled),
             (Code::Internal, Code::Internal),
-            (Code::Unknown, Code::Internal),
+            (Code::Unknown, Code::Unavailable),
             (Code::DataLoss, Code::Internal),
             (Code::Unimplemented, Code::Internal),
             (Code::PermissionDenied, Code::Internal),

@@ -18,6 +18,7 @@ use crate::appliance::{Appliance, is_snapshot};
 use crate::op_error::OpError;
 use crate::paging::{self, Page};
 use crate::routeros::command::DiskCopy;
+use crate::routeros::error::RosError;
 use crate::routeros::model::Disk;
 use crate::routeros::names::{Comment, ImagePath, PoolPath, Slot};
 use crate::routeros::size::Bytes;
@@ -152,6 +153,18 @@ impl Snapshots {
             .map_err(|e| OpError::invalid("snapshot_id", e))?
             .with_comment(Comment::snapshot(req.source.clone(), unix_now()));
         if let Err(e) = self.appliance.executor().run(&copy).await {
+            // A copy of the same id still running on the appliance (the caller retried
+            // after a restart) got there first: judge what it made.
+            if matches!(e, RosError::AlreadyExists { .. })
+                && let Some(existing) = self.appliance.disk(&req.id).await?
+            {
+                return judge_existing(&existing, &req.source).map_err(|differences| {
+                    OpError::Conflict {
+                        slot: req.id.clone(),
+                        differences,
+                    }
+                });
+            }
             if !e.is_retryable() {
                 self.clean_failed_create(&req.id, &image).await;
             }

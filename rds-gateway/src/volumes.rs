@@ -24,6 +24,7 @@ use crate::appliance::{Appliance, is_snapshot};
 use crate::op_error::OpError;
 use crate::paging::{self, Page};
 use crate::routeros::command::{DiskAdd, DiskCopy, DiskResize, NvmeExport};
+use crate::routeros::error::RosError;
 use crate::routeros::model::{Disk, DiskType};
 use crate::routeros::names::{
     Comment, CommentKind, FilePath, ImagePath, Nqn, PoolPath, Port, Slot,
@@ -420,6 +421,21 @@ impl Volumes {
             }
         };
         if let Err(e) = ran {
+            // A create of the same slot that is still running on the appliance — a retry
+            // after the gateway restarted cannot know about it — got there first. What it
+            // made is judged like any existing disk: adopted if it is what was asked.
+            if matches!(e, RosError::AlreadyExists { .. })
+                && let Some(existing) = self.appliance.disk(&req.slot).await?
+            {
+                return match judge(&existing, want) {
+                    Judgement::Adopt => Ok(existing),
+                    Judgement::Grow => self.grow(&req.slot, req, want).await,
+                    Judgement::Conflict(differences) => Err(OpError::Conflict {
+                        slot: req.slot.clone(),
+                        differences,
+                    }),
+                };
+            }
             if !e.is_retryable() {
                 self.clean_failed_create(&req.slot, want.image).await;
             }
