@@ -2,7 +2,9 @@
 //! machine and to check what they do from the outside.
 
 pub mod bins;
+pub mod conformance;
 pub mod csi_client;
+pub mod e2e_support;
 pub mod http;
 pub mod leaks;
 pub mod lifecycle;
