@@ -42,6 +42,44 @@ pub enum AttrProblem {
     },
 }
 
+/// Why the bytes read as a filesystem superblock cannot be used (see `fs_geometry`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SuperblockProblem {
+    /// Fewer bytes could be read than the superblock needs (the device is tiny or truncated).
+    #[error("only {got} bytes could be read, {needed} are needed")]
+    Short {
+        /// Bytes available.
+        got: usize,
+        /// Bytes needed.
+        needed: usize,
+    },
+    /// The magic number is not the filesystem's.
+    #[error("magic number {found:#x} is not {expected:#x}")]
+    BadMagic {
+        /// What was found.
+        found: u64,
+        /// What the filesystem type has.
+        expected: u64,
+    },
+    /// The block size field is out of the range the filesystem allows.
+    #[error("block size field {field} is out of range")]
+    BadBlockSize {
+        /// The raw field (log2 offset for ext4, bytes for xfs).
+        field: u64,
+    },
+    /// The filesystem claims to have no blocks.
+    #[error("block count is zero")]
+    NoBlocks,
+    /// Block count times block size does not fit 64 bits.
+    #[error("{blocks} blocks of {block_size} bytes do not fit 64 bits")]
+    Overflow {
+        /// Block count.
+        blocks: u64,
+        /// Block size in bytes.
+        block_size: u64,
+    },
+}
+
 /// Why a path handed to the helper was refused (see `kubelet_path`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PathRejection {
@@ -526,6 +564,52 @@ pub enum HelperError {
         operation: &'static str,
     },
 
+    /// A filesystem's superblock could not be used to tell its size.
+    #[error("superblock of the {fs} filesystem on {device} is unusable: {problem}")]
+    Superblock {
+        /// The device.
+        device: PathBuf,
+        /// The filesystem type it was read as.
+        fs: &'static str,
+        /// What is wrong with it.
+        problem: SuperblockProblem,
+    },
+
+    /// `e2fsck -f -p` found errors preen mode does not fix; nothing was grown or mounted.
+    #[error(
+        "e2fsck -f -p of {device} ended with {status}: the filesystem has errors that preen mode \
+         does not repair, so it was neither grown nor mounted; check it by hand (e2fsck -f {device}). \
+         e2fsck said: {output}"
+    )]
+    FilesystemCheck {
+        /// The device.
+        device: PathBuf,
+        /// The exit status as text.
+        status: String,
+        /// The exit code, when e2fsck exited normally.
+        exit_code: Option<i32>,
+        /// Trimmed (and capped) standard output and standard error of e2fsck.
+        output: String,
+    },
+
+    /// ext4 would have to grow online, and this node's helper lacks the capability for it.
+    #[error(
+        "volume {volume_id}: the ext4 filesystem on {device} ({fs_bytes} bytes) is smaller than \
+         the device ({device_bytes} bytes), and this node's helper lacks CAP_SYS_RESOURCE, which \
+         online ext4 grow (resize2fs of a mounted filesystem) needs; the filesystem will be grown \
+         offline at the volume's next stage (or grant CAP_SYS_RESOURCE to the helper's container)"
+    )]
+    OnlineGrowUnavailable {
+        /// The volume.
+        volume_id: String,
+        /// The device.
+        device: PathBuf,
+        /// The filesystem's size now.
+        fs_bytes: u64,
+        /// The device's size.
+        device_bytes: u64,
+    },
+
     /// A blocking worker task died (panicked or was cancelled).
     #[error("background task for {operation} {target} failed: {reason}")]
     Task {
@@ -566,7 +650,10 @@ impl HelperError {
             | Self::ForeignAttachment { .. }
             | Self::FilesystemMismatch { .. }
             | Self::NotStaged { .. }
-            | Self::MissingCapability { .. } => Code::FailedPrecondition,
+            | Self::MissingCapability { .. }
+            | Self::Superblock { .. }
+            | Self::FilesystemCheck { .. }
+            | Self::OnlineGrowUnavailable { .. } => Code::FailedPrecondition,
 
             Self::VolumeBusy { .. } => Code::Aborted,
 

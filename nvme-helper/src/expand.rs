@@ -3,8 +3,11 @@
 //! The appliance has already grown the backing file. The controller (or loop device) is
 //! asked to rescan, the device's size in sysfs is polled until it reaches the requested size
 //! (bounded by the caller's deadline), then ext4 is grown online with `resize2fs <device>` and
-//! xfs with `xfs_growfs <mount point>` (xfs only grows through a mount). The answer is the
-//! device's real size, read back, never the requested one.
+//! xfs with `xfs_growfs <mount point>` (xfs only grows through a mount). Without
+//! `CAP_SYS_RESOURCE` ext4 cannot grow online: the answer is then success when the filesystem
+//! already fills the device (stage grew it offline, see `grow`), else `FAILED_PRECONDITION`
+//! saying the next stage will grow it. The answer is the device's real size, read back, never
+//! the requested one.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -118,9 +121,23 @@ impl Node {
             tracing::info_span!("grow_filesystem", device = %device.display(), fs = fs.as_str());
         async {
             if fs == FsType::Ext4 && !has_capability(CAP_SYS_RESOURCE) {
-                return Err(HelperError::MissingCapability {
-                    capability: "CAP_SYS_RESOURCE",
-                    operation: "online ext4 resize (resize2fs of a mounted filesystem)",
+                // Without the capability only an offline grow (at stage) is possible: success
+                // if one already made the filesystem fill the device, else say when it will be.
+                let measured = self.measure_filesystem(&device, fs).await?;
+                let fs_bytes = measured.geometry.size_bytes();
+                if !measured.needs_grow() {
+                    tracing::info!(
+                        size,
+                        fs_bytes,
+                        "ext4 already fills its device (grown at stage)"
+                    );
+                    return Ok(size);
+                }
+                return Err(HelperError::OnlineGrowUnavailable {
+                    volume_id: req.volume_id.clone(),
+                    device: device.clone(),
+                    fs_bytes,
+                    device_bytes: measured.device_bytes,
                 });
             }
             let command = match fs {
@@ -129,7 +146,10 @@ impl Node {
                     .command()
                     .arg(mount_point.display().to_string()),
             };
-            command.timeout(self.cfg.tool_timeout).run_checked().await?;
+            let grown = command.timeout(self.cfg.tool_timeout).run_checked().await;
+            self.metrics
+                .filesystem_grow(fs.as_str(), "online", grown.is_ok());
+            grown?;
             tracing::info!(size, "filesystem grown");
             Ok(size)
         }

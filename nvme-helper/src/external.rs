@@ -1,4 +1,4 @@
-//! Running the few external tools the helper needs (mkfs, blkid, grow tools), safely.
+//! Running the few external tools the helper needs (mkfs, blkid, e2fsck, grow tools), safely.
 //!
 //! The helper is privileged, so a tool is run from an argv (never through a shell), with a fixed
 //! `PATH` and `LC_ALL=C` (predictable messages), no stdin, and a timeout after which its whole
@@ -39,6 +39,8 @@ pub enum Tool {
     Resize2fs,
     /// `xfs_growfs`.
     XfsGrowfs,
+    /// `e2fsck` (before an offline ext4 grow).
+    E2fsck,
 }
 
 impl Tool {
@@ -50,6 +52,7 @@ impl Tool {
             Self::Blkid => "blkid",
             Self::Resize2fs => "resize2fs",
             Self::XfsGrowfs => "xfs_growfs",
+            Self::E2fsck => "e2fsck",
         }
     }
 
@@ -230,7 +233,7 @@ fn describe(status: ExitStatus) -> String {
 }
 
 /// Trims stderr and caps it at `STDERR_IN_ERROR` characters.
-fn trim_for_error(stderr: &str) -> String {
+pub fn trim_for_error(stderr: &str) -> String {
     let trimmed = stderr.trim();
     match trimmed.char_indices().nth(STDERR_IN_ERROR) {
         Some((cut, _)) => format!("{}...", trimmed.get(..cut).unwrap_or(trimmed)),

@@ -3,11 +3,12 @@
 //! The kernel-contract layer: validated NQNs and connect specs, the sysfs view of NVMe
 //! controllers and namespaces, the `Fabric` seam with its kernel implementation
 //! (`/dev/nvme-fabrics`, no nvme-cli) and its loop-device implementation for single-machine
-//! use, host identity, path and option allow-lists, the mount table, the format-safety probe and
-//! the external tool runner. Above it, the node operations (stage, publish, unpublish, unstage,
-//! stats, expand), the stale-mount detector and start-up orphan cleanup, their metrics, and the
-//! `NodeHelper` gRPC service. Every failure is a `HelperError`, mapped to a gRPC code in
-//! exactly one place.
+//! use, host identity, path and option allow-lists, the mount table, the format-safety probe,
+//! filesystem sizes read from superblocks and the external tool runner. Above it, the node
+//! operations (stage, with its grow of a filesystem smaller than its device, publish,
+//! unpublish, unstage, stats, expand), the stale-mount detector and start-up orphan cleanup,
+//! their metrics, and the `NodeHelper` gRPC service. Every failure is a `HelperError`, mapped
+//! to a gRPC code in exactly one place.
 
 pub mod blank_probe;
 pub mod connect_spec;
@@ -18,6 +19,8 @@ pub mod external;
 pub mod fabric;
 pub mod fake_sysfs;
 pub mod format;
+pub mod fs_geometry;
+pub mod grow;
 pub mod grpc_service;
 pub mod host_identity;
 pub mod kubelet_path;

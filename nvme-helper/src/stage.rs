@@ -1,10 +1,13 @@
-//! NodeStage: connect, wait for the device, format only if blank, mount — idempotently.
+//! NodeStage: connect, wait for the device, format only if blank, grow if the device grew,
+//! mount — idempotently.
 //!
 //! A retried stage must neither stack a second mount nor touch a working one: a staging path
 //! already mounted from the device the NQN resolves to is success. A staging path mounted from
 //! another device is stale (the controller reconnected under a new device, the old one is gone):
 //! it is unmounted and the current device mounted, and the recovery is counted. A block volume
-//! mounts nothing; its stage record says which NQN and device it belongs to.
+//! mounts nothing; its stage record says which NQN and device it belongs to. A filesystem
+//! found smaller than its device (offline expansion) is grown to it (see `grow`), except on a
+//! read-only stage, which writes nothing.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -13,6 +16,7 @@ use tracing::Instrument;
 
 use crate::connect_spec::ConnectSpec;
 use crate::error::Result;
+use crate::grow::{Grow, GrowPlan};
 use crate::kubelet_path::SafePath;
 use crate::mount_options::{FsType, MountOptions, parse_mount_options};
 use crate::mounts::{self, block_devno, entry_devno};
@@ -70,6 +74,8 @@ pub struct StageOutcome {
     pub formatted: bool,
     /// Whether a stale staging mount was replaced.
     pub recovered_stale: bool,
+    /// The filesystem grown to fill its device, if one was.
+    pub grown: Option<Grow>,
 }
 
 impl Node {
@@ -119,6 +125,7 @@ impl Node {
                 device,
                 formatted: false,
                 recovered_stale: false,
+                grown: None,
             });
         };
         record.access = RecordedAccess::Filesystem;
@@ -138,6 +145,7 @@ impl Node {
                     device,
                     formatted: false,
                     recovered_stale: false,
+                    grown: None,
                 });
             }
             self.note_stale(&req.volume_id);
@@ -163,12 +171,13 @@ impl Node {
                 self.note_healthy(&req.volume_id);
             }
         }
-        let formatted = result?;
+        let (formatted, grown) = result?;
         self.records.save(&record)?;
         Ok(StageOutcome {
             device,
             formatted,
             recovered_stale,
+            grown,
         })
     }
 
@@ -179,7 +188,7 @@ impl Node {
         options: &MountOptions,
         device: &std::path::Path,
         staging: &std::path::Path,
-    ) -> Result<bool> {
+    ) -> Result<(bool, Option<Grow>)> {
         let dir = staging.to_path_buf();
         Node::blocking("creating", staging, move || mounts::ensure_dir(&dir)).await?;
         let formatted = self
@@ -191,9 +200,33 @@ impl Node {
                 fs.mkfs_options.as_deref(),
             )
             .await?;
+        // A fresh mkfs fills the device; a read-only stage must not write.
+        let plan = if formatted {
+            GrowPlan::Nothing
+        } else if req.read_only {
+            tracing::debug!(device = %device.display(), "read-only stage: not growing the filesystem");
+            GrowPlan::Nothing
+        } else {
+            self.grow_before_mount(&req.spec.nqn, device, fs.fs).await?
+        };
         self.mount_filesystem(device, staging, fs.fs, options, req.read_only)
             .await?;
-        Ok(formatted)
+        let grown = match plan {
+            GrowPlan::Nothing => None,
+            GrowPlan::Grown(grow) => Some(grow),
+            GrowPlan::AfterMount(grow) => {
+                if let Err(e) = self.grow_after_mount(grow, staging).await {
+                    // Leave nothing mounted, so that a retried stage grows it again instead
+                    // of finding it staged.
+                    if let Err(unmount) = self.unmount_path(staging).await {
+                        tracing::warn!(error = %unmount, "unmounting after the failed grow failed");
+                    }
+                    return Err(e);
+                }
+                Some(grow)
+            }
+        };
+        Ok((formatted, grown))
     }
 
     /// Mounts `device` at `staging` (a `mount` span).

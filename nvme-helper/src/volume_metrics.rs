@@ -32,6 +32,7 @@ pub struct VolumeMetrics {
     connect_seconds: Histogram,
     stale_detected: IntCounter,
     stale_recoveries: IntCounterVec,
+    filesystem_grows: IntCounterVec,
 }
 
 impl VolumeMetrics {
@@ -78,6 +79,14 @@ impl VolumeMetrics {
                 ),
                 &["status"],
             )?,
+            filesystem_grows: IntCounterVec::new(
+                Opts::new(
+                    "rds_csi_filesystem_grows_total",
+                    "Runs of a filesystem grow to the device's size: offline at stage (ext4, before \
+                     mounting), online at stage (xfs) or expand, by filesystem and result.",
+                ),
+                &["fs", "mode", "status"],
+            )?,
         })
     }
 
@@ -90,6 +99,7 @@ impl VolumeMetrics {
         registry.register(Box::new(m.connect_seconds.clone()))?;
         registry.register(Box::new(m.stale_detected.clone()))?;
         registry.register(Box::new(m.stale_recoveries.clone()))?;
+        registry.register(Box::new(m.filesystem_grows.clone()))?;
         Ok(m)
     }
 
@@ -121,6 +131,20 @@ impl VolumeMetrics {
         self.stale_recoveries
             .with_label_values(&[if success { "success" } else { "failure" }])
             .inc();
+    }
+
+    /// Records one filesystem grow (`mode`: `offline` or `online`).
+    pub fn filesystem_grow(&self, fs: &str, mode: &str, success: bool) {
+        self.filesystem_grows
+            .with_label_values(&[fs, mode, if success { "success" } else { "failure" }])
+            .inc();
+    }
+
+    /// Current value of `rds_csi_filesystem_grows_total{fs,mode,status}` (tests).
+    pub fn filesystem_grow_count(&self, fs: &str, mode: &str, success: bool) -> u64 {
+        self.filesystem_grows
+            .with_label_values(&[fs, mode, if success { "success" } else { "failure" }])
+            .get()
     }
 
     /// Current value of `rds_csi_volume_operations_total{operation,status}` (tests).
