@@ -257,10 +257,22 @@ impl ControllerService {
         {
             None => (None, 0),
             Some(volume_content_source::Type::Snapshot(s)) => {
-                let snap = SnapshotId::parse(
+                // An id this driver never issues names no snapshot: NOT_FOUND, like any
+                // other snapshot that does not exist (only an empty id is malformed).
+                let snap = match SnapshotId::parse(
                     "volume_content_source.snapshot.snapshot_id",
                     &s.snapshot_id,
-                )?;
+                ) {
+                    Ok(snap) => snap,
+                    Err(e) if s.snapshot_id.is_empty() => return Err(e.into()),
+                    Err(_) => {
+                        return Err(FrontendError::NotFound {
+                            subject: Subject::snapshot(shown(&s.snapshot_id))
+                                .with_pvc(params.kube.pvc()),
+                            hint: "no snapshot made by this driver has this id",
+                        });
+                    }
+                };
                 let found = self.snapshots(snap.as_str(), "").await?;
                 let Some(found) = found.into_iter().find(|x| x.snapshot_id == snap.as_str()) else {
                     return Err(FrontendError::NotFound {
@@ -274,7 +286,18 @@ impl ControllerService {
                 )
             }
             Some(volume_content_source::Type::Volume(v)) => {
-                let src = VolumeId::parse("volume_content_source.volume.volume_id", &v.volume_id)?;
+                let src =
+                    match VolumeId::parse("volume_content_source.volume.volume_id", &v.volume_id) {
+                        Ok(src) => src,
+                        Err(e) if v.volume_id.is_empty() => return Err(e.into()),
+                        Err(_) => {
+                            return Err(FrontendError::NotFound {
+                                subject: Subject::volume(shown(&v.volume_id))
+                                    .with_pvc(params.kube.pvc()),
+                                hint: "no volume made by this driver has this id",
+                            });
+                        }
+                    };
                 let Some(found) = self.lookup_volume(&src, &subject).await? else {
                     return Err(FrontendError::NotFound {
                         subject: Subject::volume(&src).with_pvc(params.kube.pvc()),
@@ -360,7 +383,12 @@ impl ControllerService {
     /// not exist or the artifacts associated with the volume do not exist anymore, the Plugin
     /// MUST reply `0 OK`." and "Volume in use | 9 FAILED_PRECONDITION".
     async fn delete(&self, req: DeleteVolumeRequest) -> Result<DeleteVolumeResponse> {
-        let id = VolumeId::parse("volume_id", &req.volume_id)?;
+        let id = match VolumeId::parse("volume_id", &req.volume_id) {
+            Ok(id) => id,
+            Err(e) if req.volume_id.is_empty() => return Err(e.into()),
+            // No volume of this driver can have an id it never issues: it does not exist.
+            Err(_) => return Ok(DeleteVolumeResponse {}),
+        };
         let subject = Subject::volume(&id);
         let _guard = self.inflight.begin("volume", id.as_str())?;
         let nodes = self.attachments.nodes(&id);
@@ -671,7 +699,14 @@ impl ControllerService {
         &self,
         req: DeleteSnapshotRequest,
     ) -> Result<DeleteSnapshotResponse> {
-        let id = SnapshotId::parse("snapshot_id", &req.snapshot_id)?;
+        // CSI DeleteSnapshot: "If a snapshot corresponding to the specified snapshot_id does
+        // not exist ... the Plugin MUST reply 0 OK" — and an id this driver never issues names
+        // no snapshot. Only an empty id is malformed.
+        let id = match SnapshotId::parse("snapshot_id", &req.snapshot_id) {
+            Ok(id) => id,
+            Err(e) if req.snapshot_id.is_empty() => return Err(e.into()),
+            Err(_) => return Ok(DeleteSnapshotResponse {}),
+        };
         let subject = Subject::snapshot(&id);
         let _guard = self.inflight.begin("snapshot", id.as_str())?;
         match self
@@ -1100,4 +1135,10 @@ mod tests {
         assert!(caps.contains(&(rpc::Type::GetVolume as i32)));
         assert!(caps.contains(&(rpc::Type::VolumeCondition as i32)));
     }
+}
+
+/// A caller-supplied id as it may appear in a message: escaped and cut short.
+fn shown(raw: &str) -> String {
+    let escaped: String = raw.escape_debug().take(80).collect();
+    format!("\"{escaped}\"")
 }

@@ -250,7 +250,7 @@ impl NodeService {
     /// filesystem of the process serving this request. This is a REQUIRED field."
     async fn stats(&self, req: NodeGetVolumeStatsRequest) -> Result<NodeGetVolumeStatsResponse> {
         let id = VolumeId::parse("volume_id", &req.volume_id)?;
-        let path = paths::absolute("volume_path", &req.volume_path)?;
+        let path = self.volume_path(&id, &req.volume_path)?;
         paths::optional_absolute("staging_target_path", &req.staging_target_path)?;
         let subject = self.subject(&id, None);
         let s = self
@@ -302,9 +302,24 @@ impl NodeService {
         })
     }
 
+    /// The `volume_path` of a stats or expand call. CSI: "Volume does not exist — NOT_FOUND —
+    /// Indicates that a volume corresponding to the specified volume_id does not exist on
+    /// specified volume_path": no volume is ever staged or published at a path that is not
+    /// absolute, so such a path answers NOT_FOUND (an empty one is a missing argument).
+    fn volume_path(&self, id: &VolumeId, raw: &str) -> Result<String> {
+        match paths::absolute("volume_path", raw) {
+            Ok(path) => Ok(path),
+            Err(e) if raw.is_empty() => Err(e.into()),
+            Err(_) => Err(FrontendError::NotFound {
+                subject: self.subject(id, None),
+                hint: "no volume is staged or published at that volume_path (it is not an absolute path)",
+            }),
+        }
+    }
+
     async fn expand(&self, req: NodeExpandVolumeRequest) -> Result<NodeExpandVolumeResponse> {
         let id = VolumeId::parse("volume_id", &req.volume_id)?;
-        let path = paths::absolute("volume_path", &req.volume_path)?;
+        let path = self.volume_path(&id, &req.volume_path)?;
         let staging = paths::optional_absolute("staging_target_path", &req.staging_target_path)?;
         let subject = self.subject(&id, None);
         let required = match req.capacity_range.as_ref() {

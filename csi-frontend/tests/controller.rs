@@ -292,8 +292,8 @@ async fn create_volume_validation_codes() {
                 }),
                 ..ok()
             },
-            Code::InvalidArgument,
-            "snapshot id",
+            Code::NotFound,
+            "no snapshot made by this driver",
         ),
         (
             CreateVolumeRequest {
@@ -534,17 +534,29 @@ async fn delete_volume_rules() {
         .await
         .unwrap();
     e.gw.faults.heal("DeleteVolume");
-    for bad in ["", "volume-1", "pvc-../../etc"] {
-        expect_code(
-            e.svc
-                .delete_volume(Request::new(DeleteVolumeRequest {
-                    volume_id: bad.into(),
-                    ..Default::default()
-                }))
-                .await,
-            Code::InvalidArgument,
-        );
+    // An empty id is malformed; an id this driver never issues names no volume, which
+    // DeleteVolume answers OK without asking the gateway.
+    expect_code(
+        e.svc
+            .delete_volume(Request::new(DeleteVolumeRequest::default()))
+            .await,
+        Code::InvalidArgument,
+    );
+    let before = e.gw.calls("DeleteVolume");
+    for foreign in ["volume-1", "pvc-../../etc", "pvc-1;/disk remove"] {
+        e.svc
+            .delete_volume(Request::new(DeleteVolumeRequest {
+                volume_id: foreign.into(),
+                ..Default::default()
+            }))
+            .await
+            .unwrap();
     }
+    assert_eq!(
+        e.gw.calls("DeleteVolume"),
+        before,
+        "foreign ids never reach the gateway"
+    );
     // An attached volume is in use.
     let v = create(&e, PV, vec![rwo()]).await;
     e.svc
@@ -1020,12 +1032,22 @@ async fn snapshots_create_list_delete() {
             .await
             .unwrap();
     }
+    let before = e.gw.calls("DeleteSnapshot");
+    e.svc
+        .delete_snapshot(Request::new(DeleteSnapshotRequest {
+            snapshot_id: "snap-x".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    assert_eq!(
+        e.gw.calls("DeleteSnapshot"),
+        before,
+        "a foreign id never reaches the gateway"
+    );
     expect_code(
         e.svc
-            .delete_snapshot(Request::new(DeleteSnapshotRequest {
-                snapshot_id: "snap-x".into(),
-                ..Default::default()
-            }))
+            .delete_snapshot(Request::new(DeleteSnapshotRequest::default()))
             .await,
         Code::InvalidArgument,
     );

@@ -84,14 +84,17 @@ impl Node {
         let record = self
             .records
             .load(&req.volume_id)?
-            .ok_or_else(|| HelperError::NotStaged {
+            // CSI NodeExpandVolume: "Volume does not exist — NOT_FOUND — Indicates that a
+            // volume corresponding to the specified volume_id does not exist on specified
+            // volume_path." A volume this node never staged is not there.
+            .ok_or_else(|| HelperError::VolumePathNotFound {
                 volume_id: req.volume_id.clone(),
                 path: req
-                    .staging
+                    .volume_path
                     .as_ref()
-                    .map(|s| s.as_path().to_path_buf())
+                    .or(req.staging.as_ref())
+                    .map(|p| p.as_path().to_path_buf())
                     .unwrap_or_default(),
-                reason: "there is no stage record of it".into(),
             })?;
         let nqn = Nqn::new(record.nqn.clone())?;
         self.fabric

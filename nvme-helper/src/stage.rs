@@ -35,8 +35,19 @@ pub struct FilesystemVolume {
 }
 
 impl FilesystemVolume {
-    /// The validated mount options.
+    /// The validated mount options. XFS volumes always get `nouuid`: a restored snapshot
+    /// or a clone carries its source's filesystem UUID, and XFS refuses to mount a second
+    /// filesystem with a UUID already mounted on the node.
     pub fn parsed_mount_options(&self) -> Result<MountOptions> {
+        let has_nouuid = self
+            .mount_options
+            .iter()
+            .any(|o| o.split(',').any(|p| p.trim() == "nouuid"));
+        if self.fs == FsType::Xfs && !has_nouuid {
+            let mut with = self.mount_options.clone();
+            with.push("nouuid".to_string());
+            return parse_mount_options(self.fs, &with);
+        }
         parse_mount_options(self.fs, &self.mount_options)
     }
 }
