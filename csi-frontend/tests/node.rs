@@ -465,7 +465,7 @@ async fn expand_relays_size_and_access_type() {
                 ..Default::default()
             }))
             .await,
-        Code::InvalidArgument,
+        Code::NotFound,
     );
 }
 
