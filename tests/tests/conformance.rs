@@ -84,7 +84,12 @@ async fn csi_sanity_cases_pass_against_the_testbed() {
         ));
     }
     for (name, why) in &known {
-        match report.cases.iter().find(|c| c.name == *name).map(|c| &c.outcome) {
+        match report
+            .cases
+            .iter()
+            .find(|c| c.name == *name)
+            .map(|c| &c.outcome)
+        {
             Some(Outcome::Failed(_)) => println!("known deviation: {name}: {why}"),
             Some(Outcome::Passed) => println!("note: a known deviation now passes: {name}"),
             _ => {}

@@ -29,9 +29,9 @@ use rds_csi_proto::csi::volume_capability::access_mode::Mode;
 use rds_csi_proto::csi::*;
 use rds_csi_testbed::csi_client::{Csi, block_capability, mount_capability};
 use rds_csi_testbed::e2e_support::{
-    Bed, CAP_SYS_RESOURCE, Codes, Table, code_line, commands, disk_slots, disks_named,
-    distinct_mounts_under, has_capability, logged_since, loops_of, metric, mounts_at, pod_path,
-    readyz, request, require_root, retry, staging_path, wait_until,
+    Bed, Codes, Table, code_line, commands, disk_slots, disks_named, distinct_mounts_under,
+    logged_since, loops_of, metric, mounts_at, pod_path, readyz, request, require_root, retry,
+    staging_path, wait_until,
 };
 use rds_csi_testbed::leaks;
 use rds_csi_testbed::lifecycle::{self, Flavor};
@@ -299,18 +299,6 @@ async fn lifecycle_of(flavor: Flavor, split: bool) {
             "one frontend in mode all"
         }
     ));
-    // Online ext4 growth (resize2fs on a mounted filesystem) needs CAP_SYS_RESOURCE, which a
-    // root without it (some containers) lacks: the expand step then fails, and says so here.
-    let env = if flavor == Flavor::Ext4 && !has_capability(CAP_SYS_RESOURCE) {
-        Err(
-            "this root lacks CAP_SYS_RESOURCE: the online ext4 expand step cannot pass here \
-             (run with full root capabilities)"
-                .to_string(),
-        )
-    } else {
-        Ok("capabilities the lifecycle needs are there".to_string())
-    };
-    let env_ok = check(&mut t, "environment", env, Duration::ZERO);
     let start = Instant::now();
     let bed = Bed::start(&tag, split, &[])
         .await
@@ -328,12 +316,12 @@ async fn lifecycle_of(flavor: Flavor, split: bool) {
     } else {
         Err(format!("{failed:?}"))
     };
-    let body = env_ok.and(check(
+    let body = check(
         &mut t,
         "scripted lifecycle with teardown",
         outcome,
         start.elapsed(),
-    ));
+    );
     let slots = disk_slots(&bed.ep.sim_root).map_err(|e| e.to_string());
     let body = body.and(check(
         &mut t,
