@@ -10,6 +10,7 @@ use rds_csi_proto::channel::connect_lazy;
 use rds_csi_proto::csi::ProbeRequest;
 use rds_csi_proto::csi::identity_client::IdentityClient;
 use rds_csi_proto::endpoint::Endpoint;
+use rds_csi_testbed::csi_client::{new_trace, traced};
 use rds_csi_testbed::http;
 use rds_csi_testbed::otlp_sink::{OtlpSink, SinkSpan};
 use rds_csi_testbed::prometheus::{Prometheus, check_metrics};
@@ -36,10 +37,20 @@ async fn one_csi_call_is_one_trace_across_processes_and_metrics_pass_real_tools(
     let stack = Stack::start(&cfg).await.unwrap();
     let ep = stack.endpoints.clone();
 
-    // Probe relays to the gateway and the helper: three processes, one trace.
+    // Probe relays to the gateway and the helper: three processes, one trace. Wait until
+    // the gateway has its SSH session, then probe once more with a known trace id.
     let mut identity =
         IdentityClient::new(connect_lazy(&Endpoint::Unix(ep.csi_socket.clone())).unwrap());
-    let _ = identity.probe(ProbeRequest {}).await;
+    let ready_by = Instant::now() + Duration::from_secs(30);
+    while identity.probe(ProbeRequest {}).await.is_err() {
+        assert!(Instant::now() < ready_by, "the driver never became ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (traceparent, trace_id) = new_trace();
+    identity
+        .probe(traced(ProbeRequest {}, &traceparent))
+        .await
+        .unwrap();
 
     // Every exposition is valid for promtool.
     for (name, addr) in ep.metrics.clone() {
@@ -86,18 +97,14 @@ async fn one_csi_call_is_one_trace_across_processes_and_metrics_pass_real_tools(
     // Stopping flushes every exporter.
     stack.stop().await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    let spans = loop {
-        let spans = sink.spans();
-        let probe = spans
-            .iter()
-            .any(|s| s.service == "csi-frontend" && s.name == "csi.v1.Identity/Probe");
-        if probe || Instant::now() > deadline {
-            break spans;
+    let trace = loop {
+        let trace = sink.trace(&trace_id);
+        if trace.len() >= 5 || Instant::now() > deadline {
+            break trace;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let probe = find(&spans, "csi-frontend", "csi.v1.Identity/Probe", SERVER);
-    let trace = sink.trace(&probe.trace_id);
+    let probe = find(&trace, "csi-frontend", "csi.v1.Identity/Probe", SERVER);
     let fe_to_gw = find(
         &trace,
         "csi-frontend",
