@@ -1065,6 +1065,12 @@ impl Controller for ControllerService {
     }
 }
 
+/// A caller-supplied id as it may appear in a message: escaped and cut short.
+fn shown(raw: &str) -> String {
+    let escaped: String = raw.escape_debug().take(80).collect();
+    format!("\"{escaped}\"")
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -1135,10 +1141,4 @@ mod tests {
         assert!(caps.contains(&(rpc::Type::GetVolume as i32)));
         assert!(caps.contains(&(rpc::Type::VolumeCondition as i32)));
     }
-}
-
-/// A caller-supplied id as it may appear in a message: escaped and cut short.
-fn shown(raw: &str) -> String {
-    let escaped: String = raw.escape_debug().take(80).collect();
-    format!("\"{escaped}\"")
 }
