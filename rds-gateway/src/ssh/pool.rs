@@ -276,8 +276,11 @@ impl Inner {
             let id = st.next_id();
             let (tx, rx) = oneshot::channel();
             st.waiters.push_back(Waiter { id, tx });
-            // More demand: the supervisor may open another session.
-            self.wake.notify_one();
+            // More demand: the supervisor may open another session. Under load every command
+            // queues, so it is woken only when it would act (not when the pool is full).
+            if self.wants_session(&st) {
+                self.wake.notify_one();
+            }
             (id, rx)
         };
         let _guard = WaiterGuard { pool: self, id };
