@@ -288,6 +288,9 @@ pub fn acceptable_while_down(s: &Status) -> bool {
                 "connection",
                 "h2 protocol error",
                 "broken pipe",
+                // tonic's own channel, when its connection to the dead socket is torn down
+                // while the call waits for it (the call never reached a server).
+                "operation was canceled",
             ]
             .iter()
             .any(|t| m.contains(t))
@@ -599,6 +602,7 @@ mod tests {
         assert!(acceptable_while_down(&Status::unknown(
             "transport error: connection reset"
         )));
+        assert!(acceptable_while_down(&Status::cancelled("operation was canceled")));
         assert!(!acceptable_while_down(&Status::internal("transport")));
         assert!(!acceptable_while_down(&Status::unknown("mkfs failed")));
         assert!(!acceptable_while_down(&Status::already_exists("dup")));
