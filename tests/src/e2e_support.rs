@@ -602,7 +602,9 @@ mod tests {
         assert!(acceptable_while_down(&Status::unknown(
             "transport error: connection reset"
         )));
-        assert!(acceptable_while_down(&Status::cancelled("operation was canceled")));
+        assert!(acceptable_while_down(&Status::cancelled(
+            "operation was canceled"
+        )));
         assert!(!acceptable_while_down(&Status::internal("transport")));
         assert!(!acceptable_while_down(&Status::unknown("mkfs failed")));
         assert!(!acceptable_while_down(&Status::already_exists("dup")));
