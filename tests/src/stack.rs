@@ -22,6 +22,8 @@ use crate::process::{Process, ProcessError, free_port};
 
 /// How long a component may take to create its socket.
 const START_WAIT: Duration = Duration::from_secs(30);
+/// How many times a start is tried before its error is returned.
+const START_ATTEMPTS: u32 = 3;
 /// How long a component may take to exit after SIGTERM.
 const STOP_WAIT: Duration = Duration::from_secs(30);
 
@@ -173,8 +175,24 @@ fn args<const N: usize>(list: [&dyn AsRef<std::ffi::OsStr>; N]) -> Vec<OsString>
 
 impl Stack {
     /// Starts the simulator, rds-gateway, nvme-helper and csi-frontend, and waits until
-    /// each serves.
+    /// each serves. Ports are picked free just before the processes bind them, so another
+    /// stack starting at the same moment can take one first: a start that fails is retried
+    /// with fresh ports (what was started is killed when the failed attempt is dropped).
     pub async fn start(cfg: &StackConfig) -> Result<Stack, StackError> {
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(cfg).await {
+                Ok(stack) => return Ok(stack),
+                Err(e) if attempt < START_ATTEMPTS => {
+                    tracing::warn!(attempt, error = %e, "the stack did not start; retrying with fresh ports");
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn start_once(cfg: &StackConfig) -> Result<Stack, StackError> {
         let state = &cfg.state_dir;
         let sockets = state.join("sockets");
         let sim_root = state.join("appliance");
