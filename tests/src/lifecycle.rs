@@ -314,6 +314,43 @@ pub async fn run(csi: &Csi, kubelet: &Path, flavor: Flavor, tag: &str) -> (Vec<S
         }
     };
 
+    // Both return the path they undid; unpublish also checks the target entry is gone.
+    let node_unpublish = |id: String, target: PathBuf, tp: String| {
+        let mut n = node.clone();
+        async move {
+            let target = target.display().to_string();
+            n.node_unpublish_volume(traced(
+                NodeUnpublishVolumeRequest {
+                    volume_id: id,
+                    target_path: target.clone(),
+                },
+                &tp,
+            ))
+            .await
+            .map_err(status)?;
+            if Path::new(&target).exists() {
+                return Err(format!("{target} still exists"));
+            }
+            Ok(target)
+        }
+    };
+    let node_unstage = |id: String, staging: PathBuf, tp: String| {
+        let mut n = node.clone();
+        async move {
+            let staging = staging.display().to_string();
+            n.node_unstage_volume(traced(
+                NodeUnstageVolumeRequest {
+                    volume_id: id,
+                    staging_target_path: staging.clone(),
+                },
+                &tp,
+            ))
+            .await
+            .map_err(status)?;
+            Ok(staging)
+        }
+    };
+
     let mut published = false;
     let mut staged = false;
     let mut pod_published = false;
@@ -401,30 +438,15 @@ pub async fn run(csi: &Csi, kubelet: &Path, flavor: Flavor, tag: &str) -> (Vec<S
             "expand offline: unstage, ControllerExpandVolume 2 GiB",
             |tp| {
                 let mut c = ctrl.clone();
-                let mut n = node.clone();
                 let vol = vol.clone();
                 let cap = cap.clone();
                 let target = p.target.clone();
                 let staging = p.staging.clone();
+                let node_unpublish = &node_unpublish;
+                let node_unstage = &node_unstage;
                 async move {
-                    n.node_unpublish_volume(traced(
-                        NodeUnpublishVolumeRequest {
-                            volume_id: vol.volume_id.clone(),
-                            target_path: target.display().to_string(),
-                        },
-                        &tp,
-                    ))
-                    .await
-                    .map_err(status)?;
-                    n.node_unstage_volume(traced(
-                        NodeUnstageVolumeRequest {
-                            volume_id: vol.volume_id.clone(),
-                            staging_target_path: staging.display().to_string(),
-                        },
-                        &tp,
-                    ))
-                    .await
-                    .map_err(status)?;
+                    node_unpublish(vol.volume_id.clone(), target, tp.clone()).await?;
+                    node_unstage(vol.volume_id.clone(), staging, tp.clone()).await?;
                     let r = c
                         .controller_expand_volume(traced(
                             ControllerExpandVolumeRequest {
@@ -634,44 +656,13 @@ pub async fn run(csi: &Csi, kubelet: &Path, flavor: Flavor, tag: &str) -> (Vec<S
         };
         if podd {
             s.cleanup(&format!("NodeUnpublishVolume ({what})"), |tp| {
-                let mut n = node.clone();
-                let id = v.volume_id.clone();
-                let target = paths.target.display().to_string();
-                async move {
-                    n.node_unpublish_volume(traced(
-                        NodeUnpublishVolumeRequest {
-                            volume_id: id,
-                            target_path: target.clone(),
-                        },
-                        &tp,
-                    ))
-                    .await
-                    .map_err(status)?;
-                    if Path::new(&target).exists() {
-                        return Err(format!("{target} still exists"));
-                    }
-                    Ok(target)
-                }
+                node_unpublish(v.volume_id.clone(), paths.target.clone(), tp)
             })
             .await;
         }
         if stgd {
             s.cleanup(&format!("NodeUnstageVolume ({what})"), |tp| {
-                let mut n = node.clone();
-                let id = v.volume_id.clone();
-                let staging = paths.staging.display().to_string();
-                async move {
-                    n.node_unstage_volume(traced(
-                        NodeUnstageVolumeRequest {
-                            volume_id: id,
-                            staging_target_path: staging.clone(),
-                        },
-                        &tp,
-                    ))
-                    .await
-                    .map_err(status)?;
-                    Ok(staging)
-                }
+                node_unstage(v.volume_id.clone(), paths.staging.clone(), tp)
             })
             .await;
         }
