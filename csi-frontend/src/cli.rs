@@ -110,6 +110,12 @@ pub struct Args {
     /// hand (`--attachment-source kubernetes`); 0 disables them.
     #[arg(long, env = "RDS_CSI_ATTACHMENT_RESYNC_SECONDS", default_value_t = 300)]
     pub attachment_resync_seconds: u64,
+    /// The node ids ControllerPublish may attach to, comma-separated, for
+    /// `--attachment-source file` (outside a cluster); a publish to another node is NOT_FOUND.
+    /// Empty: any node id is accepted. With `--attachment-source kubernetes` the CSINode
+    /// objects decide instead.
+    #[arg(long, env = "RDS_CSI_KNOWN_NODES", default_value = "")]
+    pub known_nodes: String,
     #[command(flatten)]
     pub common: CommonArgs,
 }

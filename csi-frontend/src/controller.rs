@@ -43,6 +43,7 @@ use crate::capabilities::{self, Access, Capability, Filesystem, GRANULARITY};
 use crate::errors::{FrontendError, Peer, Subject, respond};
 use crate::ids::{NodeId, SnapshotId, VolumeId, name_hash};
 use crate::inflight::InFlight;
+use crate::known_nodes::KnownNodes;
 use crate::paging::PageRequest;
 use crate::params::{Defaults, KubeNames, ParamError, SnapshotParams, StorageParams, VolumePath};
 use crate::volume_context::{self, VolumeContext};
@@ -56,6 +57,7 @@ pub struct ControllerService {
     attachments: Arc<Attachments>,
     inflight: InFlight,
     defaults: Defaults,
+    known_nodes: KnownNodes,
 }
 
 type Result<T> = std::result::Result<T, FrontendError>;
@@ -125,7 +127,14 @@ impl ControllerService {
             attachments,
             inflight: InFlight::default(),
             defaults,
+            known_nodes: KnownNodes::Unchecked,
         }
+    }
+
+    /// Checks every ControllerPublish node id against `known` (by default none is checked).
+    pub fn with_known_nodes(mut self, known: KnownNodes) -> Self {
+        self.known_nodes = known;
+        self
     }
 
     fn gw(&self) -> GatewayClient<HopChannel> {
@@ -446,6 +455,7 @@ impl ControllerService {
                 hint: "it is not on the RDS (was it deleted?)",
             });
         };
+        self.known_nodes.check(&node).await?;
         if vc.nvme_port.is_none() {
             vc.nvme_port = u16::try_from(vol.nvme_port).ok().filter(|p| *p != 0);
         }

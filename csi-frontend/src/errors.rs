@@ -16,6 +16,7 @@ use crate::attachments::AttachError;
 use crate::capabilities::{CapabilityError, CapacityError};
 use crate::ids::IdError;
 use crate::inflight::Busy;
+use crate::known_nodes::NodeLookupError;
 use crate::params::ParamError;
 use crate::paths::PathError;
 use crate::volume_context::ContextError;
@@ -128,6 +129,8 @@ pub enum FrontendError {
     },
     #[error(transparent)]
     Busy(#[from] Busy),
+    #[error(transparent)]
+    Node(#[from] NodeLookupError),
     #[error("{source}{}", pvc_note(.pvc))]
     Attach {
         pvc: Option<String>,
@@ -261,6 +264,8 @@ impl FrontendError {
                 }
             },
             FrontendError::Busy(_) => Code::Aborted,
+            FrontendError::Node(NodeLookupError::Unknown { .. }) => Code::NotFound,
+            FrontendError::Node(NodeLookupError::Api { .. }) => Code::Unavailable,
             FrontendError::Attach { source, .. } => match source.as_ref() {
                 AttachError::OtherNode { .. }
                 | AttachError::MigrationFull { .. }

@@ -11,6 +11,7 @@ pub mod errors;
 pub mod identity;
 pub mod ids;
 pub mod inflight;
+pub mod known_nodes;
 pub mod node;
 pub mod paging;
 pub mod params;

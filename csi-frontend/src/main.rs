@@ -16,6 +16,7 @@ use csi_frontend::cli::{Args, AttachmentSource};
 use csi_frontend::controller::ControllerService;
 use csi_frontend::identity::IdentityService;
 use csi_frontend::ids::NodeId;
+use csi_frontend::known_nodes::KnownNodes;
 use csi_frontend::node::NodeService;
 use csi_frontend::relay::Relays;
 use rds_csi_proto::component::{Component, ComponentError, one_line};
@@ -52,7 +53,7 @@ fn node_id(flag: &str) -> Result<NodeId, String> {
 }
 
 /// Loads (or rebuilds) the attachment state before anything serves.
-async fn load_attachments(args: &Args) -> Result<Arc<Attachments>, String> {
+async fn load_attachments(args: &Args) -> Result<(Arc<Attachments>, KnownNodes), String> {
     match args.attachment_source() {
         AttachmentSource::File => {
             let store = FileStore::from_flag(&args.attachment_store)?;
@@ -62,7 +63,10 @@ async fn load_attachments(args: &Args) -> Result<Arc<Attachments>, String> {
                 attached_volumes = table.attached_volumes(),
                 "attachment state loaded"
             );
-            Ok(Arc::new(Attachments::new(table, Arc::new(store))))
+            Ok((
+                Arc::new(Attachments::new(table, Arc::new(store))),
+                KnownNodes::from_list(&args.known_nodes),
+            ))
         }
         AttachmentSource::Kubernetes => {
             let client = kube::Client::try_default().await.map_err(|e| {
@@ -83,6 +87,10 @@ async fn load_attachments(args: &Args) -> Result<Arc<Attachments>, String> {
                 "attachment state rebuilt from VolumeAttachments"
             );
             let state = Arc::new(Attachments::new(rebuilt.table, Arc::new(KubernetesRecord)));
+            let known = KnownNodes::Kubernetes {
+                client: client.clone(),
+                driver: args.driver_name.clone(),
+            };
             if args.attachment_resync_seconds > 0 {
                 tokio::spawn(attachments::kubernetes::resync_loop(
                     client,
@@ -91,7 +99,7 @@ async fn load_attachments(args: &Args) -> Result<Arc<Attachments>, String> {
                     Duration::from_secs(args.attachment_resync_seconds),
                 ));
             }
-            Ok(state)
+            Ok((state, known))
         }
     }
 }
@@ -130,7 +138,8 @@ async fn run(args: Args) -> Result<(), String> {
         relays.clone(),
     )));
     if let Some(gateway) = relays.gateway.clone() {
-        let state = load_attachments(&args).await?;
+        let (state, known_nodes) = load_attachments(&args).await?;
+        tracing::info!(nodes = %known_nodes.describe(), "ControllerPublish node check");
         let collector = ConnectionsCollector::new(state.clone())
             .map_err(|e| format!("cannot create the connections gauge: {e}"))?;
         component
@@ -138,11 +147,9 @@ async fn run(args: Args) -> Result<(), String> {
             .register(Box::new(collector))
             .map_err(|e| format!("cannot register the connections gauge: {e}"))?;
         tracing::info!(store = %state.store().describe(), "attachment state ready");
-        routes = routes.add_service(ControllerServer::new(ControllerService::new(
-            gateway,
-            state,
-            args.defaults(),
-        )));
+        routes = routes.add_service(ControllerServer::new(
+            ControllerService::new(gateway, state, args.defaults()).with_known_nodes(known_nodes),
+        ));
         services.push(<ControllerServer<ControllerService> as NamedService>::NAME);
     }
     if let Some(helper) = relays.helper.clone() {

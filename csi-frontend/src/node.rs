@@ -26,7 +26,7 @@ use rds_csi_proto::helper::node_helper_client::NodeHelperClient;
 use rds_csi_proto::helper::{self as hp, AccessType};
 use tonic::{Request, Response, Status};
 
-use crate::capabilities::{self, Access, Capability, Filesystem};
+use crate::capabilities::{self, Access, AccessMode, Capability, Filesystem};
 use crate::errors::{FrontendError, Peer, Subject, respond};
 use crate::ids::{NodeId, VolumeId};
 use crate::inflight::InFlight;
@@ -213,6 +213,7 @@ impl NodeService {
                 access_type: access_type(&cap) as i32,
                 read_only: req.readonly || cap.mode.read_only(),
                 mount_options: cap.mount_flags().to_vec(),
+                single_target: cap.mode == AccessMode::SingleNodeSingleWriter,
             })
             .await
             .map_err(FrontendError::relay(

@@ -12,6 +12,7 @@ use std::time::Duration;
 use common::{FakeGateway, expect_code, start_gateway};
 use csi_frontend::attachments::{Attachments, KubernetesRecord, Table};
 use csi_frontend::controller::ControllerService;
+use csi_frontend::known_nodes::KnownNodes;
 use csi_frontend::params::{ConnectOptions, Defaults, VolumePath};
 use rds_csi_proto::csi::controller_server::Controller;
 use rds_csi_proto::csi::volume_capability::access_mode::Mode;
@@ -680,6 +681,32 @@ async fn publish_validation_and_attachment_codes() {
         .controller_publish_volume(Request::new(publish_req(&v, "node-b", rwo())))
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn publish_to_a_node_the_controller_does_not_know_is_not_found() {
+    let e = env();
+    let v = create(&e, PV, vec![rwo()]).await;
+    let svc = e
+        .svc
+        .with_known_nodes(KnownNodes::from_list("node-a,node-b"));
+    let absent = svc
+        .controller_publish_volume(Request::new(publish_req(&v, "node-z", rwo())))
+        .await;
+    expect_code(absent, Code::NotFound);
+    assert!(
+        e.att.snapshot().volumes.is_empty(),
+        "nothing is recorded for an unknown node"
+    );
+    svc.controller_publish_volume(Request::new(publish_req(&v, "node-a", rwo())))
+        .await
+        .unwrap();
+    // A known second node meets the single-node rule, not the node check.
+    expect_code(
+        svc.controller_publish_volume(Request::new(publish_req(&v, "node-b", rwo())))
+            .await,
+        Code::FailedPrecondition,
+    );
 }
 
 #[tokio::test]

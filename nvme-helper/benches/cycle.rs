@@ -138,6 +138,7 @@ async fn helper_cycle(
         access_type: AccessType::Filesystem as i32,
         read_only: false,
         mount_options: vec![],
+        single_target: false,
     })
     .await
     .unwrap();

@@ -478,6 +478,19 @@ pub enum HelperError {
         name: String,
     },
 
+    /// A single-target volume is already published at another target path on this node.
+    #[error(
+        "volume {volume_id} is already published at {published_at} on this node; its access mode SINGLE_NODE_SINGLE_WRITER allows one target path at a time, so {target} has to wait until that pod unpublishes it"
+    )]
+    PublishedElsewhere {
+        /// The CSI volume id.
+        volume_id: String,
+        /// The target path that was asked for.
+        target: PathBuf,
+        /// The target path that already holds it.
+        published_at: PathBuf,
+    },
+
     /// Another operation on the same volume is in progress.
     #[error(
         "{operation} of volume {volume_id} refused: {running} of the same volume is in progress"
@@ -648,6 +661,7 @@ impl HelperError {
             | Self::MultipleNamespaces { .. }
             | Self::BackingFileAmbiguous { .. }
             | Self::ForeignAttachment { .. }
+            | Self::PublishedElsewhere { .. }
             | Self::FilesystemMismatch { .. }
             | Self::NotStaged { .. }
             | Self::MissingCapability { .. }

@@ -272,6 +272,7 @@ impl NodeHelper for HelperService {
             block,
             read_only: req.read_only,
             mount_options: req.mount_options,
+            single_target: req.single_target,
         };
         let node = self.node.clone();
         let id = typed.volume_id.clone();

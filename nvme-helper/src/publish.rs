@@ -51,6 +51,8 @@ pub struct PublishRequest {
     pub read_only: bool,
     /// Extra mount options (only VFS flags apply to a bind mount).
     pub mount_options: Vec<String>,
+    /// At most one target path on this node (SINGLE_NODE_SINGLE_WRITER).
+    pub single_target: bool,
 }
 
 impl Node {
@@ -120,6 +122,15 @@ impl Node {
             tracing::warn!(target = %target.display(), mounted = %top.source, "target is mounted from another device (stale publish); replacing it");
             self.unmount_path(target).await?;
         }
+        if req.single_target {
+            let elsewhere = table
+                .entries()
+                .iter()
+                .filter(|e| entry_devno(e) == staged_devno)
+                .map(|e| e.mount_point.clone())
+                .find(|p| self.is_other_target(p, req));
+            self.refuse_second_target(req, elsewhere)?;
+        }
         let dir = target.to_path_buf();
         Node::blocking("creating", target, move || mounts::ensure_dir(&dir)).await?;
         self.bind(staging, target, flags).await
@@ -159,6 +170,21 @@ impl Node {
             tracing::warn!(target = %target.display(), "target holds another device (stale publish); replacing it");
             self.unmount_path(target).await?;
         }
+        if req.single_target {
+            let candidates: Vec<std::path::PathBuf> = table
+                .entries()
+                .iter()
+                .map(|e| e.mount_point.clone())
+                .filter(|p| self.is_other_target(p, req))
+                .collect();
+            let elsewhere = Node::blocking("inspecting", target, move || {
+                Ok(candidates
+                    .into_iter()
+                    .find(|p| block_devno_at(p) == Some(devno)))
+            })
+            .await?;
+            self.refuse_second_target(req, elsewhere)?;
+        }
         let file = target.to_path_buf();
         Node::blocking("creating", target, move || mounts::ensure_file(&file)).await?;
         let flags = if req.read_only {
@@ -167,6 +193,32 @@ impl Node {
             MsFlags::empty()
         };
         self.bind(&device, target, flags).await
+    }
+
+    /// Whether `mount_point` could be another pod's publication of the volume in `req`: a
+    /// mount inside the kubelet directory that is neither its staging path nor its target.
+    fn is_other_target(&self, mount_point: &Path, req: &PublishRequest) -> bool {
+        mount_point.starts_with(self.kubelet.path())
+            && mount_point != req.staging.as_path()
+            && mount_point != req.target.as_path()
+    }
+
+    /// CSI, VolumeCapability.AccessMode: SINGLE_NODE_SINGLE_WRITER means the volume "can only
+    /// be published once as read/write on a single node, at any given time"; NodePublishVolume
+    /// answers a CO that exceeds the volume's capabilities with FAILED_PRECONDITION.
+    fn refuse_second_target(
+        &self,
+        req: &PublishRequest,
+        elsewhere: Option<std::path::PathBuf>,
+    ) -> Result<()> {
+        match elsewhere {
+            Some(published_at) => Err(HelperError::PublishedElsewhere {
+                volume_id: req.volume_id.clone(),
+                target: req.target.requested().to_path_buf(),
+                published_at,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Bind-mounts `source` on `target` (a `bind` span).

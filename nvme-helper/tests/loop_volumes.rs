@@ -474,6 +474,7 @@ async fn publish(c: &mut Client, v: &Volume, staging: &Path, target: &Path, bloc
         },
         read_only: ro,
         mount_options: vec![],
+        single_target: false,
     }))
     .await
     .unwrap_or_else(|s| panic!("publish of {} failed: {s:?}", v.id));
@@ -734,6 +735,73 @@ async fn block_volumes_publish_the_device_node_at_a_file() {
     wait_detached(&v.file).await;
 }
 
+/// A publish request of a single-target (SINGLE_NODE_SINGLE_WRITER) volume.
+fn single_target_publish(v: &Volume, staging: &Path, target: &Path, block: bool) -> PublishRequest {
+    PublishRequest {
+        volume_id: v.id.clone(),
+        staging_path: staging.display().to_string(),
+        target_path: target.display().to_string(),
+        access_type: if block {
+            AccessType::Block as i32
+        } else {
+            AccessType::Filesystem as i32
+        },
+        read_only: false,
+        mount_options: vec![],
+        single_target: true,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_target_volume_is_published_at_one_target_at_a_time() {
+    let (bed, mut c) = Bed::new().await;
+    for block in [false, true] {
+        let v = bed.volume(if block { "pvc-sw-block" } else { "pvc-sw-fs" }, 64);
+        let staging = bed.staging(&v);
+        let fs = (!block).then_some(Filesystem::Ext4);
+        stage(&mut c, &v, &staging, fs).await;
+        let (first, second) = if block {
+            (bed.block_target(&v, "pod-1"), bed.block_target(&v, "pod-2"))
+        } else {
+            (bed.target(&v, "pod-1"), bed.target(&v, "pod-2"))
+        };
+        c.publish(req(single_target_publish(&v, &staging, &first, block)))
+            .await
+            .unwrap();
+        // A retry at the same target is idempotent.
+        c.publish(req(single_target_publish(&v, &staging, &first, block)))
+            .await
+            .unwrap();
+        let refused = c
+            .publish(req(single_target_publish(&v, &staging, &second, block)))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+        assert!(
+            refused.message().contains(&first.display().to_string()),
+            "the message names where it is published: {refused:?}"
+        );
+        assert_eq!(
+            mounts_at(&second),
+            0,
+            "nothing mounted at the refused target"
+        );
+        assert!(!second.exists(), "the refused target is not created");
+        // Without the single-target rule a second target is fine (SINGLE_NODE_MULTI_WRITER).
+        publish(&mut c, &v, &staging, &second, block, false).await;
+        unpublish(&mut c, &v, &second).await.unwrap();
+        // Once the first pod is gone, the second may have it.
+        unpublish(&mut c, &v, &first).await.unwrap();
+        c.publish(req(single_target_publish(&v, &staging, &second, block)))
+            .await
+            .unwrap();
+        assert_eq!(mounts_at(&second), 1);
+        unpublish(&mut c, &v, &second).await.unwrap();
+        unstage(&mut c, &v, &staging).await.unwrap();
+        wait_detached(&v.file).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expand_after_the_backing_file_grows() {
     let (bed, mut c) = Bed::new().await;
@@ -927,6 +995,7 @@ async fn unsafe_paths_are_refused_before_anything_happens() {
                 access_type: AccessType::Filesystem as i32,
                 read_only: false,
                 mount_options: vec![],
+                single_target: false,
             }))
             .await
             .unwrap_err();

@@ -197,6 +197,7 @@ async fn node_steps_are_children_of_the_server_span() {
                 access_type: AccessType::Filesystem as i32,
                 read_only: false,
                 mount_options: vec![],
+                single_target: false,
             },
             "rid-publish",
         ))

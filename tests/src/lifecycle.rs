@@ -19,7 +19,7 @@ use rds_csi_proto::csi::*;
 use crate::csi_client::{Csi, block_capability, mount_capability, new_trace, traced};
 
 const GIB: i64 = 1 << 30;
-const NODE_ID: &str = "testbed-node";
+use crate::stack::NODE_ID;
 
 /// One printed row.
 #[derive(Debug, Clone)]

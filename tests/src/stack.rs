@@ -54,6 +54,13 @@ pub enum StackError {
     SimNotListening(SocketAddr, Duration),
 }
 
+/// The node id of the testbed's one node plugin.
+pub const NODE_ID: &str = "testbed-node";
+/// Further node ids the controller is told exist (`--known-nodes`), standing for the other
+/// nodes of a cluster in attachment tests (a second node, a migration target); no node plugin
+/// runs for them.
+pub const PEER_NODE_IDS: [&str; 2] = ["testbed-node-b", "testbed-node-c"];
+
 /// What to start.
 #[derive(Debug, Clone)]
 pub struct StackConfig {
@@ -326,6 +333,10 @@ impl Stack {
             socket: Some(helper_socket.clone()),
         });
 
+        let known_nodes = std::iter::once(NODE_ID)
+            .chain(PEER_NODE_IDS)
+            .collect::<Vec<_>>()
+            .join(",");
         let frontend = |mode: &str, socket: &Path, metrics_addr: SocketAddr| {
             args([
                 &"--mode",
@@ -337,7 +348,9 @@ impl Stack {
                 &"--helper-endpoint",
                 &unix(&helper_socket),
                 &"--node-id",
-                &"testbed-node",
+                &NODE_ID,
+                &"--known-nodes",
+                &known_nodes,
                 &"--metrics-address",
                 &metrics_addr.to_string(),
                 &"--log-level",

@@ -7,7 +7,7 @@
 
 use rds_csi_testbed::conformance::{self, Outcome, SuiteConfig, Target};
 use rds_csi_testbed::leaks;
-use rds_csi_testbed::stack::{Stack, StackConfig};
+use rds_csi_testbed::stack::{PEER_NODE_IDS, Stack, StackConfig};
 
 /// Whether this process has CAP_SYS_RESOURCE (bit 24 of CapEff), which online ext4 resize
 /// needs; some containers withhold it even from root.
@@ -40,6 +40,7 @@ async fn csi_sanity_cases_pass_against_the_testbed() {
 
     let config = SuiteConfig {
         filter: std::env::var("RDS_CONFORMANCE_FILTER").ok(),
+        second_node_id: Some(PEER_NODE_IDS[0].to_string()),
         ..SuiteConfig::default()
     };
     let target = Target {
@@ -64,18 +65,7 @@ async fn csi_sanity_cases_pass_against_the_testbed() {
     );
     // Deviations we know of and have not fixed yet, each with why. They are printed on
     // every run, and any other failure fails the test.
-    let mut known: Vec<(&str, &str)> = vec![
-        (
-            "ControllerPublishVolume: an absent node is NOT_FOUND",
-            "with the file attachment source the frontend has no registry of nodes; only the \
-             Kubernetes source can look a node up",
-        ),
-        (
-            "NodePublishVolume: a single-writer volume at a second target is FAILED_PRECONDITION",
-            "the helper's PublishRequest does not carry the access mode yet, so a second \
-             target of a SINGLE_NODE_SINGLE_WRITER volume is not refused",
-        ),
-    ];
+    let mut known: Vec<(&str, &str)> = Vec::new();
     if !has_sys_resource() {
         known.push((
             "NodeExpandVolume: grows the filesystem of a published volume",

@@ -31,6 +31,10 @@ pub struct SuiteConfig {
     pub call_timeout: Duration,
     /// Longest a whole case (without its cleanup) may take.
     pub case_timeout: Duration,
+    /// Another node the controller accepts (csi-sanity needs a second real node for the
+    /// cases that publish a single-node volume to two nodes); those cases are skipped when
+    /// it is not set.
+    pub second_node_id: Option<String>,
     /// When set, only cases whose name contains this text run; the others are reported as
     /// not run (a debugging aid, never set in CI).
     pub filter: Option<String>,
@@ -48,6 +52,7 @@ impl Default for SuiteConfig {
             mutable_parameters: HashMap::new(),
             call_timeout: Duration::from_secs(120),
             case_timeout: Duration::from_secs(600),
+            second_node_id: None,
             filter: None,
         }
     }

@@ -279,7 +279,13 @@ async fn publish_second_node(ctx: &Ctx) -> CaseResult {
             .await,
     )?;
     let mut other = ctx.publish_request(&v, sn_writer(ctx));
-    other.node_id = ctx.ids().absent_node_id();
+    // A second node the controller knows; a controller that checks no node ids (no
+    // `second_node_id` configured) is asked with a made-up one.
+    other.node_id = ctx
+        .config()
+        .second_node_id
+        .clone()
+        .unwrap_or_else(|| ctx.ids().absent_node_id());
     let r = ctx.controller_publish(other).await;
     fails_with(
         "ControllerPublishVolume of a SINGLE_NODE_WRITER volume to a second node",
