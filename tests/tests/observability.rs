@@ -1,6 +1,8 @@
 //! Observability of the running binaries checked with real tools: spans exported over
-//! OTLP to the testbed's receiver form one trace per CSI call across processes; each
-//! `/metrics` passes `promtool check metrics`; a real Prometheus scrapes all three.
+//! OTLP to the testbed's receiver form one trace per CSI call across processes — the
+//! frontend's call, the gateway's with a span per RouterOS command, the helper's with a span
+//! per node step — each correctly parented; each `/metrics` passes `promtool check metrics`;
+//! a real Prometheus scrapes all three.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,14 +12,109 @@ use rds_csi_proto::channel::connect_lazy;
 use rds_csi_proto::csi::ProbeRequest;
 use rds_csi_proto::csi::identity_client::IdentityClient;
 use rds_csi_proto::endpoint::Endpoint;
-use rds_csi_testbed::csi_client::{new_trace, traced};
+use rds_csi_testbed::csi_client::{Csi, new_trace, traced};
 use rds_csi_testbed::http;
+use rds_csi_testbed::lifecycle::{self, Flavor, Step};
 use rds_csi_testbed::otlp_sink::{OtlpSink, SinkSpan};
 use rds_csi_testbed::prometheus::{Prometheus, check_metrics};
 use rds_csi_testbed::stack::{Stack, StackConfig};
 
 const SERVER: i32 = 2;
 const CLIENT: i32 = 3;
+
+/// The spans a lifecycle step's trace must hold beyond the frontend's own server span:
+/// (service, span name) pairs, each one at least once.
+fn expected_spans(step: &str) -> &'static [(&'static str, &'static str)] {
+    const GW_CREATE: &[(&str, &str)] = &[
+        ("rds-gateway", "rdscsi.gateway.v1.Gateway/CreateVolume"),
+        ("rds-gateway", "routeros.command"),
+    ];
+    if step.starts_with("CreateVolume") {
+        GW_CREATE
+    } else if step == "NodeStageVolume" {
+        &[
+            ("nvme-helper", "rdscsi.helper.v1.NodeHelper/Stage"),
+            ("nvme-helper", "connect"),
+            ("nvme-helper", "wait_for_device"),
+            ("nvme-helper", "probe"),
+            ("nvme-helper", "mkfs"),
+            ("nvme-helper", "mount"),
+        ]
+    } else if step.starts_with("NodePublishVolume") {
+        &[
+            ("nvme-helper", "rdscsi.helper.v1.NodeHelper/Publish"),
+            ("nvme-helper", "bind"),
+        ]
+    } else if step.starts_with("NodeUnstageVolume") {
+        &[
+            ("nvme-helper", "rdscsi.helper.v1.NodeHelper/Unstage"),
+            ("nvme-helper", "unmount"),
+            ("nvme-helper", "disconnect"),
+        ]
+    } else if step.starts_with("DeleteVolume") {
+        &[
+            ("rds-gateway", "rdscsi.gateway.v1.Gateway/DeleteVolume"),
+            ("rds-gateway", "routeros.command"),
+        ]
+    } else if step == "CreateSnapshot" {
+        &[
+            ("rds-gateway", "rdscsi.gateway.v1.Gateway/CreateSnapshot"),
+            ("rds-gateway", "routeros.command"),
+        ]
+    } else {
+        &[]
+    }
+}
+
+/// Checks one lifecycle step's trace: one root (the frontend's server span, whose parent is
+/// the test's own client span), every other span's parent inside the trace, and the
+/// gateway's and helper's step spans below their own server span.
+fn check_step_trace(step: &Step, trace: &[SinkSpan]) {
+    let ids: std::collections::HashSet<&str> = trace.iter().map(|s| s.span_id.as_str()).collect();
+    let roots: Vec<&SinkSpan> = trace
+        .iter()
+        .filter(|s| !ids.contains(s.parent_span_id.as_str()))
+        .collect();
+    assert_eq!(
+        roots.len(),
+        1,
+        "{}: one root span, got {roots:#?}",
+        step.name
+    );
+    assert_eq!(roots[0].service, "csi-frontend", "{}", step.name);
+    assert_eq!(roots[0].kind, SERVER, "{}", step.name);
+    assert!(
+        roots[0].name.starts_with("csi.v1."),
+        "{}: {}",
+        step.name,
+        roots[0].name
+    );
+    let parent_of = |s: &SinkSpan| trace.iter().find(|p| p.span_id == s.parent_span_id);
+    for (service, name) in expected_spans(&step.name) {
+        let span = trace
+            .iter()
+            .find(|s| s.service == *service && s.name == *name)
+            .unwrap_or_else(|| {
+                panic!("{}: no {name} span from {service} in {trace:#?}", step.name)
+            });
+        // Walk up: a component's spans hang below that component's server span, which
+        // hangs below the frontend's client span of the same call.
+        let mut at = span;
+        while !(at.service == *service && at.kind == SERVER) {
+            at = parent_of(at).unwrap_or_else(|| {
+                panic!("{}: {name} is not below a {service} server span", step.name)
+            });
+        }
+        let relay =
+            parent_of(at).unwrap_or_else(|| panic!("{}: {} has no parent", step.name, at.name));
+        assert_eq!(
+            (relay.service.as_str(), relay.kind, relay.name.as_str()),
+            ("csi-frontend", CLIENT, at.name.as_str()),
+            "{}: the {service} server span is the child of the frontend's client span",
+            step.name
+        );
+    }
+}
 
 fn find<'a>(spans: &'a [SinkSpan], service: &str, name: &str, kind: i32) -> &'a SinkSpan {
     spans
@@ -51,6 +148,11 @@ async fn one_csi_call_is_one_trace_across_processes_and_metrics_pass_real_tools(
         .probe(traced(ProbeRequest {}, &traceparent))
         .await
         .unwrap();
+
+    // A whole volume lifecycle, each call with its own trace.
+    let csi = Csi::connect(&ep.csi_socket, &ep.controller_socket).unwrap();
+    let (steps, ok) = lifecycle::run(&csi, &ep.kubelet_dir, Flavor::Ext4, "obs").await;
+    assert!(ok, "the lifecycle failed: {steps:#?}");
 
     // Every exposition is valid for promtool.
     for (name, addr) in ep.metrics.clone() {
@@ -140,6 +242,23 @@ async fn one_csi_call_is_one_trace_across_processes_and_metrics_pass_real_tools(
         "request id crosses the hop"
     );
     assert_eq!(helper.attributes.get("request_id"), Some(rid));
+    let mut checked = 0;
+    // Steps named after a CSI call are that call (local steps such as writing a file make
+    // no spans).
+    let is_call = |s: &&Step| {
+        ["Create", "Delete", "Controller", "Node"]
+            .iter()
+            .any(|p| s.name.starts_with(p))
+    };
+    for step in steps.iter().filter(is_call) {
+        let trace = sink.trace(&step.trace_id);
+        check_step_trace(step, &trace);
+        checked += usize::from(!expected_spans(&step.name).is_empty());
+    }
+    assert!(
+        checked >= 6,
+        "the lifecycle's steps were checked: {steps:#?}"
+    );
     let lines = std::fs::read_to_string(dir.path().join("spans.jsonl")).unwrap();
     assert!(
         lines.lines().count() >= trace.len(),
