@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
+use nvme_helper::doctor::{DoctorConfig, FabricChoice};
+use nvme_helper::external::TOOL_PATH;
 use nvme_helper::fabric::{DEFAULT_DEV_ROOT, DEFAULT_FABRICS_DEV};
 use nvme_helper::host_identity::{DEFAULT_HOSTID_PATH, DEFAULT_HOSTNQN_PATH, HostIdentityFiles};
 use nvme_helper::kubelet_path::DEFAULT_KUBELET_DIR;
@@ -31,9 +33,14 @@ pub enum FabricKind {
 ///
 /// The socket is created with mode 0600 (--socket-mode): when the frontend runs as another
 /// user, give the socket that user's group and 0660, never a wider mode.
+///
+/// Without a subcommand it serves; `nvme-helper doctor` checks the node instead.
 #[derive(Debug, Parser)]
 #[command(name = "nvme-helper", version, about, long_about = None)]
 pub struct Args {
+    /// What to do instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// Where to serve the helper API (a unix socket: unix:///path/to.sock).
     #[arg(
         long,
@@ -49,23 +56,29 @@ pub struct Args {
 
     /// How volumes are attached: the kernel's NVMe/TCP initiator, or loop devices over the
     /// simulator's files (testbed only).
-    #[arg(long, env = "NVME_HELPER_FABRIC", value_enum, default_value = "kernel")]
+    #[arg(
+        long,
+        env = "NVME_HELPER_FABRIC",
+        value_enum,
+        default_value = "kernel",
+        global = true
+    )]
     pub fabric: FabricKind,
     /// With --fabric loop: the simulator's root; the NQN <prefix><slot> is the file
     /// <slot>.img found under it (at most 4 directories deep, hidden directories skipped).
-    #[arg(long, env = "NVME_HELPER_LOOP_BACKING_DIR")]
+    #[arg(long, env = "NVME_HELPER_LOOP_BACKING_DIR", global = true)]
     pub loop_backing_dir: Option<PathBuf>,
     /// sysfs mount point.
-    #[arg(long, env = "NVME_HELPER_SYSFS_ROOT", default_value = DEFAULT_SYSFS_ROOT)]
+    #[arg(long, env = "NVME_HELPER_SYSFS_ROOT", default_value = DEFAULT_SYSFS_ROOT, global = true)]
     pub sysfs_root: PathBuf,
     /// The NVMe over Fabrics control device.
-    #[arg(long, env = "NVME_HELPER_FABRICS_DEVICE", default_value = DEFAULT_FABRICS_DEV)]
+    #[arg(long, env = "NVME_HELPER_FABRICS_DEVICE", default_value = DEFAULT_FABRICS_DEV, global = true)]
     pub fabrics_device: PathBuf,
     /// Directory holding block device nodes.
-    #[arg(long, env = "NVME_HELPER_DEV_ROOT", default_value = DEFAULT_DEV_ROOT)]
+    #[arg(long, env = "NVME_HELPER_DEV_ROOT", default_value = DEFAULT_DEV_ROOT, global = true)]
     pub dev_root: PathBuf,
     /// kubelet's root directory: every path in a request must lie inside it.
-    #[arg(long, env = "NVME_HELPER_KUBELET_DIR", default_value = DEFAULT_KUBELET_DIR)]
+    #[arg(long, env = "NVME_HELPER_KUBELET_DIR", default_value = DEFAULT_KUBELET_DIR, global = true)]
     pub kubelet_dir: PathBuf,
     /// Where the helper keeps its stage records.
     #[arg(long, env = "NVME_HELPER_STATE_DIR", default_value = DEFAULT_STATE_DIR)]
@@ -78,10 +91,10 @@ pub struct Args {
     )]
     pub managed_nqn_prefix: String,
     /// This host's NQN (created when missing).
-    #[arg(long, env = "NVME_HELPER_HOST_NQN_FILE", default_value = DEFAULT_HOSTNQN_PATH)]
+    #[arg(long, env = "NVME_HELPER_HOST_NQN_FILE", default_value = DEFAULT_HOSTNQN_PATH, global = true)]
     pub host_nqn_file: PathBuf,
     /// This host's id (created when missing).
-    #[arg(long, env = "NVME_HELPER_HOST_ID_FILE", default_value = DEFAULT_HOSTID_PATH)]
+    #[arg(long, env = "NVME_HELPER_HOST_ID_FILE", default_value = DEFAULT_HOSTID_PATH, global = true)]
     pub host_id_file: PathBuf,
     /// Longest wait for a volume's block device after connecting (the caller's deadline may
     /// end it sooner). A number with ms, s, m or h.
@@ -109,6 +122,27 @@ pub struct Args {
     /// This node's name as reported in node info (default: the kernel's host name).
     #[arg(long, env = "NODE_NAME")]
     pub node_name: Option<String>,
+}
+
+/// Subcommands; without one the helper serves.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check that this node can run the helper: the nvme_tcp module, /dev/nvme-fabrics, the
+    /// host NQN and host id, the filesystem tools, the kubelet dir and mount propagation. It
+    /// reads the same flags and environment as the server, prints one PASS, FAIL or SKIP line
+    /// per check (a FAIL with a fix), and exits 0 only when nothing failed.
+    Doctor(DoctorArgs),
+}
+
+/// Options of `nvme-helper doctor` beyond the helper's own flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DoctorArgs {
+    /// The mount table to inspect (tests feed a fake one).
+    #[arg(long, hide = true, default_value = DEFAULT_MOUNTINFO)]
+    pub mountinfo: PathBuf,
+    /// Colon-separated directories the tools are looked up in (tests point it at fakes).
+    #[arg(long, hide = true, default_value = TOOL_PATH)]
+    pub tool_path: String,
 }
 
 /// A flag whose value cannot be used.
@@ -142,6 +176,26 @@ impl Args {
         HostIdentityFiles {
             hostnqn: self.host_nqn_file.clone(),
             hostid: self.host_id_file.clone(),
+        }
+    }
+
+    /// What the doctor checks, from the helper's flags and the doctor's own options.
+    pub fn doctor_config(&self, doctor: &DoctorArgs) -> DoctorConfig {
+        let fabric = match self.fabric {
+            FabricKind::Kernel => FabricChoice::Kernel,
+            FabricKind::Loop => FabricChoice::Loop {
+                backing_dir: self.loop_backing_dir.clone(),
+            },
+        };
+        DoctorConfig {
+            fabric,
+            sysfs_root: self.sysfs_root.clone(),
+            fabrics_device: self.fabrics_device.clone(),
+            dev_root: self.dev_root.clone(),
+            kubelet_dir: self.kubelet_dir.clone(),
+            identity: self.identity_files(),
+            mountinfo: doctor.mountinfo.clone(),
+            tool_path: doctor.tool_path.clone(),
         }
     }
 
@@ -220,5 +274,60 @@ mod tests {
         assert!(args.prefix().is_ok());
         let bad = Args::try_parse_from(["nvme-helper", "--managed-nqn-prefix", "nqn."]).unwrap();
         assert!(bad.prefix().is_err());
+    }
+
+    #[test]
+    fn no_subcommand_serves_and_doctor_takes_the_helper_flags_on_either_side() {
+        let serve = Args::try_parse_from(["nvme-helper", "--sysfs-root", "/s"]).unwrap();
+        assert!(serve.command.is_none());
+        for argv in [
+            &[
+                "nvme-helper",
+                "--sysfs-root",
+                "/s",
+                "doctor",
+                "--kubelet-dir",
+                "/k",
+            ][..],
+            &[
+                "nvme-helper",
+                "doctor",
+                "--sysfs-root",
+                "/s",
+                "--kubelet-dir",
+                "/k",
+            ][..],
+        ] {
+            let args = Args::try_parse_from(argv).unwrap();
+            let Some(Command::Doctor(doctor)) = &args.command else {
+                panic!("{argv:?}: no doctor subcommand");
+            };
+            let config = args.doctor_config(doctor);
+            assert_eq!(config.sysfs_root, PathBuf::from("/s"), "{argv:?}");
+            assert_eq!(config.kubelet_dir, PathBuf::from("/k"), "{argv:?}");
+            assert_eq!(config.mountinfo, PathBuf::from(DEFAULT_MOUNTINFO));
+            assert_eq!(config.tool_path, TOOL_PATH);
+            assert_eq!(config.fabric, FabricChoice::Kernel);
+        }
+        let args = Args::try_parse_from([
+            "nvme-helper",
+            "doctor",
+            "--fabric",
+            "loop",
+            "--mountinfo",
+            "/m",
+            "--tool-path",
+            "/t",
+        ])
+        .unwrap();
+        let Some(Command::Doctor(doctor)) = &args.command else {
+            panic!("no doctor subcommand");
+        };
+        let config = args.doctor_config(doctor);
+        assert_eq!(config.fabric, FabricChoice::Loop { backing_dir: None });
+        assert_eq!(config.mountinfo, PathBuf::from("/m"));
+        assert_eq!(config.tool_path, "/t");
+        // The doctor's own options do not belong to the server.
+        assert!(Args::try_parse_from(["nvme-helper", "--tool-path", "/t"]).is_err());
     }
 }

@@ -133,7 +133,7 @@ fn identity_error(path: &Path, reason: impl Into<String>) -> HelperError {
 }
 
 /// The trimmed content of `path`, or `None` when it does not exist.
-fn read_optional(path: &Path) -> Result<Option<String>> {
+pub(crate) fn read_optional(path: &Path) -> Result<Option<String>> {
     let read_error = |source| HelperError::Io {
         operation: "read",
         path: path.to_path_buf(),
@@ -159,7 +159,7 @@ fn read_optional(path: &Path) -> Result<Option<String>> {
     Ok(Some(text.trim().to_string()))
 }
 
-fn parse_hostnqn(path: &Path, text: &str) -> Result<Nqn> {
+pub(crate) fn parse_hostnqn(path: &Path, text: &str) -> Result<Nqn> {
     if text.is_empty() {
         return Err(identity_error(
             path,
@@ -184,7 +184,7 @@ fn parse_hostnqn(path: &Path, text: &str) -> Result<Nqn> {
     Ok(nqn)
 }
 
-fn parse_hostid(path: &Path, text: &str) -> Result<Uuid> {
+pub(crate) fn parse_hostid(path: &Path, text: &str) -> Result<Uuid> {
     if text.is_empty() {
         return Err(identity_error(
             path,

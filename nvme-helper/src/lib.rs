@@ -8,11 +8,16 @@
 //! operations (stage, with its grow of a filesystem smaller than its device, publish,
 //! unpublish, unstage, stats, expand), the stale-mount detector and start-up orphan cleanup,
 //! their metrics, and the `NodeHelper` gRPC service. Every failure is a `HelperError`, mapped
-//! to a gRPC code in exactly one place.
+//! to a gRPC code in exactly one place. Beside it, the `doctor` preflight checks of a node.
 
 pub mod blank_probe;
 pub mod connect_spec;
 pub mod device_use;
+pub mod doctor;
+pub mod doctor_identity;
+pub mod doctor_kernel;
+pub mod doctor_mounts;
+pub mod doctor_tools;
 pub mod error;
 pub mod expand;
 pub mod external;

@@ -3,7 +3,8 @@
 //! It reads its flags, starts the shared component machinery (telemetry, registry,
 //! `/metrics`), loads or creates the host identity, builds the fabric (kernel or loop) and the
 //! node, cleans up its own orphaned connections, starts the stale-mount detector and serves the
-//! `NodeHelper` API on a unix socket until SIGTERM.
+//! `NodeHelper` API on a unix socket until SIGTERM. `nvme-helper doctor` instead runs the
+//! preflight checks of `nvme_helper::doctor` with the same flags, prints them and exits.
 
 mod cli;
 
@@ -59,6 +60,9 @@ fn tune_allocator() {}
 fn main() -> ExitCode {
     tune_allocator();
     let args = cli::Args::parse();
+    if let Some(cli::Command::Doctor(doctor)) = &args.command {
+        return run_doctor(&args, doctor);
+    }
     // Two workers are plenty for a node agent; idle blocking threads do not linger.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -79,6 +83,17 @@ fn main() -> ExitCode {
             eprintln!("nvme-helper: error: {}", one_line(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Runs every check, prints the report on stdout; success only when nothing failed.
+fn run_doctor(args: &cli::Args, doctor: &cli::DoctorArgs) -> ExitCode {
+    let report = nvme_helper::doctor::run(&args.doctor_config(doctor));
+    println!("{report}");
+    if report.all_passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
