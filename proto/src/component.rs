@@ -15,6 +15,7 @@ use crate::endpoint::Endpoint;
 use crate::hop::{HopMetrics, ServerHopLayer};
 use crate::metrics_server::{MetricsServer, MetricsServerError, Readiness};
 use crate::serve::{Listener, ServeError};
+use crate::socket_access::{AllowedPeers, SocketAccess, SocketOwner};
 use crate::telemetry::{self, LogFormat, Telemetry, TelemetryError};
 
 /// Flags every component shares.
@@ -30,6 +31,16 @@ pub struct CommonArgs {
     /// File mode of the unix socket this process listens on (octal).
     #[arg(long, env = "RDS_CSI_SOCKET_MODE", default_value = "0600", value_parser = parse_mode)]
     pub socket_mode: u32,
+    /// Numeric owner (UID or UID:GID) to give the unix socket, so that a client running as
+    /// another user can connect (e.g. the unprivileged frontend to the root helper). Unset:
+    /// the process's own user.
+    #[arg(long, env = "RDS_CSI_SOCKET_OWNER")]
+    pub socket_owner: Option<SocketOwner>,
+    /// Comma-separated uids whose connections the unix socket serves (checked on every
+    /// connection with SO_PEERCRED); others are closed at once. Empty: every uid the
+    /// socket's mode admits.
+    #[arg(long, env = "RDS_CSI_SOCKET_ALLOWED_UIDS", default_value = "")]
+    pub socket_allowed_uids: AllowedPeers,
     /// Seconds in-flight calls may take to finish after SIGTERM before the process exits.
     #[arg(long, env = "RDS_CSI_SHUTDOWN_GRACE_SECONDS", default_value_t = 30)]
     pub shutdown_grace_seconds: u64,
@@ -66,7 +77,7 @@ pub struct Component {
     hop_metrics: HopMetrics,
     readiness: Readiness,
     grace: Duration,
-    socket_mode: u32,
+    socket: SocketAccess,
 }
 
 impl Component {
@@ -89,7 +100,11 @@ impl Component {
             hop_metrics,
             readiness: Readiness::not_ready(initial_not_ready),
             grace: Duration::from_secs(common.shutdown_grace_seconds),
-            socket_mode: common.socket_mode,
+            socket: SocketAccess {
+                mode: common.socket_mode,
+                owner: common.socket_owner,
+                peers: common.socket_allowed_uids.clone(),
+            },
         })
     }
 
@@ -116,7 +131,7 @@ impl Component {
         known_services: &[&'static str],
     ) -> Result<(), ComponentError> {
         let metrics = MetricsServer::bind(metrics_address).await?;
-        let listener = Listener::bind(endpoint, self.socket_mode).await?;
+        let listener = Listener::bind_with(endpoint, self.socket.clone()).await?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let wait_stop = move || {
             let mut rx = stop_rx.clone();

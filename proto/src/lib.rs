@@ -13,6 +13,7 @@ pub mod hop;
 pub mod metrics_server;
 pub mod serve;
 pub mod shutdown;
+pub mod socket_access;
 pub mod telemetry;
 
 /// CSI v1, wire-identical to the published specification.

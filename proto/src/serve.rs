@@ -2,7 +2,8 @@
 //!
 //! A unix socket left behind by a killed process is replaced on start, but a socket that
 //! still has a live server behind it, or a path that is not a socket at all, is never
-//! touched. The socket gets a restrictive mode (0600 unless configured) and is removed on
+//! touched. The socket gets a restrictive mode (0600 unless configured), optionally an
+//! owner and a list of peer uids it serves (see [`crate::socket_access`]), and is removed on
 //! exit. Shutdown stops accepting, lets in-flight calls finish up to a grace period, and
 //! then returns.
 
@@ -16,6 +17,7 @@ use tonic::transport::Server;
 
 use crate::endpoint::Endpoint;
 use crate::hop::ServerHopLayer;
+use crate::socket_access::SocketAccess;
 
 /// Why a gRPC endpoint could not be bound or served.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +38,12 @@ pub enum ServeError {
         endpoint: String,
         source: std::io::Error,
     },
+    #[error("cannot give {path} the owner {owner}: {source}")]
+    Chown {
+        path: PathBuf,
+        owner: String,
+        source: std::io::Error,
+    },
     #[error("cannot set mode {mode:o} on {path}: {source}")]
     Chmod {
         path: PathBuf,
@@ -54,15 +62,21 @@ pub enum Listener {
     Unix {
         listener: tokio::net::UnixListener,
         path: PathBuf,
+        access: SocketAccess,
     },
     Tcp(tokio::net::TcpListener),
 }
 
 impl Listener {
-    /// Binds `endpoint`; a unix socket gets `mode`.
+    /// Binds `endpoint`; a unix socket gets the mode `access` names.
     pub async fn bind(endpoint: &Endpoint, mode: u32) -> Result<Self, ServeError> {
+        Self::bind_with(endpoint, SocketAccess::mode(mode)).await
+    }
+
+    /// Binds `endpoint`; a unix socket gets `access` (mode, owner, peers served).
+    pub async fn bind_with(endpoint: &Endpoint, access: SocketAccess) -> Result<Self, ServeError> {
         match endpoint {
-            Endpoint::Unix(path) => bind_unix(path, mode),
+            Endpoint::Unix(path) => bind_unix(path, access),
             Endpoint::Tcp { .. } => {
                 let authority = endpoint.authority().unwrap_or_default();
                 let listener =
@@ -108,9 +122,17 @@ impl Listener {
         };
         let router = Server::builder().layer(hop).add_routes(routes);
         let (served, socket) = match self {
-            Listener::Unix { listener, path } => {
-                let fut =
-                    router.serve_with_incoming_shutdown(UnixListenerStream::new(listener), signal);
+            Listener::Unix {
+                listener,
+                path,
+                access,
+            } => {
+                use tokio_stream::StreamExt;
+                let incoming = UnixListenerStream::new(listener).filter(move |conn| match conn {
+                    Ok(stream) => access.admit(stream),
+                    Err(_) => true,
+                });
+                let fut = router.serve_with_incoming_shutdown(incoming, signal);
                 (with_grace(fut, &stopping, grace).await, Some(path))
             }
             Listener::Tcp(listener) => {
@@ -143,7 +165,8 @@ where
     }
 }
 
-fn bind_unix(path: &Path, mode: u32) -> Result<Listener, ServeError> {
+fn bind_unix(path: &Path, access: SocketAccess) -> Result<Listener, ServeError> {
+    let mode = access.mode;
     let dir = path.parent().unwrap_or(Path::new("/"));
     if !dir.is_dir() {
         return Err(ServeError::NoSocketDir(dir.to_path_buf()));
@@ -173,9 +196,24 @@ fn bind_unix(path: &Path, mode: u32) -> Result<Listener, ServeError> {
             source,
         }
     })?;
+    access.apply_owner(path).map_err(|source| {
+        let _ = std::fs::remove_file(path);
+        ServeError::Chown {
+            path: path.to_path_buf(),
+            owner: access
+                .owner
+                .map(|o| match o.gid {
+                    Some(g) => format!("{}:{g}", o.uid),
+                    None => o.uid.to_string(),
+                })
+                .unwrap_or_default(),
+            source,
+        }
+    })?;
     Ok(Listener::Unix {
         listener,
         path: path.to_path_buf(),
+        access,
     })
 }
 

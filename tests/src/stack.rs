@@ -52,6 +52,10 @@ pub enum StackError {
     Unknown(String),
     #[error("rds-sim did not listen on {0} within {1:?}")]
     SimNotListening(SocketAddr, Duration),
+    #[error(
+        "{0} is not writable by uid {UNPRIVILEGED}, which the frontend runs as; choose a socket in a directory that uid may write (such as /tmp) or in one that does not exist yet"
+    )]
+    SocketDirNotWritable(PathBuf),
 }
 
 /// The node id of the testbed's one node plugin.
@@ -60,6 +64,10 @@ pub const NODE_ID: &str = "testbed-node";
 /// nodes of a cluster in attachment tests (a second node, a migration target); no node plugin
 /// runs for them.
 pub const PEER_NODE_IDS: [&str; 2] = ["testbed-node-b", "testbed-node-c"];
+
+/// The uid and gid the frontend and the gateway run as when the stack is started by root:
+/// they need no privilege, and the testbed proves it (`nobody`).
+pub const UNPRIVILEGED: u32 = 65534;
 
 /// What to start.
 #[derive(Debug, Clone)]
@@ -82,6 +90,9 @@ pub struct StackConfig {
     pub log_level: String,
     /// Where every component exports its spans (an OTLP/gRPC endpoint), if anywhere.
     pub otlp_endpoint: Option<String>,
+    /// When set, each component's stdout and stderr are appended to `<dir>/<name>.log`
+    /// instead of the test's own output.
+    pub log_dir: Option<PathBuf>,
 }
 
 impl StackConfig {
@@ -97,6 +108,7 @@ impl StackConfig {
             pool_size: "64G".into(),
             log_level: "warn".into(),
             otlp_endpoint: None,
+            log_dir: None,
         }
     }
 }
@@ -135,6 +147,8 @@ struct Spec {
     envs: Vec<(String, String)>,
     /// Created when the component serves; `None` for the simulator (a TCP port).
     socket: Option<PathBuf>,
+    /// The uid and gid to run as (the frontend and the gateway, when started by root).
+    user: Option<u32>,
 }
 
 impl Spec {
@@ -146,6 +160,10 @@ impl Spec {
         for (k, v) in &self.envs {
             cmd.env(k, v);
         }
+        if let Some(id) = self.user {
+            // std drops root's supplementary groups when it changes the uid.
+            cmd.uid(id).gid(id);
+        }
         cmd
     }
 }
@@ -155,6 +173,7 @@ pub struct Stack {
     pub endpoints: Endpoints,
     specs: Vec<Spec>,
     running: Vec<Option<Process>>,
+    log_dir: Option<PathBuf>,
 }
 
 fn port() -> Result<SocketAddr, StackError> {
@@ -173,6 +192,50 @@ fn mkdir(path: &Path) -> Result<(), StackError> {
     std::fs::create_dir_all(path).map_err(|source| StackError::Io {
         path: path.to_path_buf(),
         source,
+    })
+}
+
+/// Gives `path` to `uid` with `mode`, so that an unprivileged component can use it.
+fn hand_over(path: &Path, uid: u32, mode: u32) -> Result<(), StackError> {
+    use std::os::unix::fs::PermissionsExt;
+    let io = |source| StackError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::os::unix::fs::chown(path, Some(uid), Some(uid)).map_err(io)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io)
+}
+
+/// Makes sure the unprivileged frontend can create a socket at `socket`: its directory is
+/// created for (and given to) `uid` when missing, and must otherwise be writable by it.
+fn socket_dir_for(socket: &Path, uid: u32) -> Result<(), StackError> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = socket.parent().unwrap_or(Path::new("/"));
+    if !dir.exists() {
+        mkdir(dir)?;
+        return hand_over(dir, uid, 0o755);
+    }
+    let meta = std::fs::metadata(dir).map_err(|source| StackError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let writable = (meta.uid() == uid && meta.mode() & 0o200 != 0) || meta.mode() & 0o002 != 0;
+    if writable {
+        Ok(())
+    } else {
+        Err(StackError::SocketDirNotWritable(dir.to_path_buf()))
+    }
+}
+
+/// Lets everyone traverse and read `path` (a root-only temporary directory on the way to
+/// what the unprivileged components use).
+fn open_up(path: &Path) -> Result<(), StackError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).map_err(|source| {
+        StackError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     })
 }
 
@@ -207,9 +270,18 @@ impl Stack {
             .kubelet_dir
             .clone()
             .unwrap_or_else(|| state.join("kubelet"));
-        for d in [&sockets, &sim_root, &kubelet_dir, &state.join("keys")] {
+        let frontend_state = state.join("frontend");
+        for d in [
+            &sockets,
+            &sim_root,
+            &kubelet_dir,
+            &state.join("keys"),
+            &frontend_state,
+        ] {
             mkdir(d)?;
         }
+        // Started by root, the frontend and the gateway still run unprivileged.
+        let user = nix::unistd::getuid().is_root().then_some(UNPRIVILEGED);
         let csi_socket = cfg
             .csi_socket
             .clone()
@@ -232,6 +304,31 @@ impl Stack {
             path: authorized.clone(),
             source,
         })?;
+        if let Some(uid) = user {
+            open_up(state)?;
+            open_up(&state.join("keys"))?;
+            hand_over(&key_file, uid, 0o600)?;
+            hand_over(&sockets, uid, 0o755)?;
+            hand_over(&frontend_state, uid, 0o700)?;
+            for socket in [&csi_socket, &controller_socket] {
+                if !socket.starts_with(&sockets) {
+                    socket_dir_for(socket, uid)?;
+                }
+            }
+        }
+        // Only the frontend (and root, for tests that call the helper directly) may use the
+        // helper's socket; only the controller frontend (and root) the gateway's.
+        let socket_access = |owner: Option<u32>| -> Vec<OsString> {
+            let mut a = vec![
+                "--socket-allowed-uids".into(),
+                format!("0,{}", user.unwrap_or(0)).into(),
+            ];
+            if let Some(uid) = owner {
+                a.push("--socket-owner".into());
+                a.push(format!("{uid}:{uid}").into());
+            }
+            a
+        };
 
         let mut metrics = Vec::new();
         let mut specs = Vec::new();
@@ -269,6 +366,7 @@ impl Stack {
             args: sim_args,
             envs: vec![("RUST_LOG".into(), cfg.log_level.clone())],
             socket: None,
+            user: None,
         });
 
         let gw_metrics = port()?;
@@ -297,9 +395,13 @@ impl Stack {
                 &VOLUME_PATH,
                 &"--shutdown-grace-seconds",
                 &"10",
-            ]),
+            ])
+            .into_iter()
+            .chain(socket_access(None))
+            .collect(),
             envs: envs.clone(),
             socket: Some(gateway_socket.clone()),
+            user,
         });
 
         let helper_metrics = port()?;
@@ -328,9 +430,13 @@ impl Stack {
                 &state.join("nvme/hostid"),
                 &"--shutdown-grace-seconds",
                 &"10",
-            ]),
+            ])
+            .into_iter()
+            .chain(socket_access(user))
+            .collect(),
             envs: envs.clone(),
             socket: Some(helper_socket.clone()),
+            user: None,
         });
 
         let known_nodes = std::iter::once(NODE_ID)
@@ -358,7 +464,7 @@ impl Stack {
                 &"--attachment-source",
                 &"file",
                 &"--attachment-store",
-                &format!("file:{}", state.join("attachments.json").display()),
+                &format!("file:{}", frontend_state.join("attachments.json").display()),
                 &"--default-nvme-address",
                 &"127.0.0.1",
                 &"--default-volume-path",
@@ -366,6 +472,9 @@ impl Stack {
                 &"--shutdown-grace-seconds",
                 &"10",
             ])
+            .into_iter()
+            .chain(socket_access(None))
+            .collect::<Vec<OsString>>()
         };
         let fe = bins::path("csi-frontend")?;
         if split {
@@ -377,6 +486,7 @@ impl Stack {
                 args: frontend("controller", &controller_socket, m),
                 envs: envs.clone(),
                 socket: Some(controller_socket.clone()),
+                user,
             });
             let m = port()?;
             metrics.push(("csi-frontend-node".to_string(), m));
@@ -386,6 +496,7 @@ impl Stack {
                 args: frontend("node", &csi_socket, m),
                 envs,
                 socket: Some(csi_socket.clone()),
+                user,
             });
         } else {
             let m = port()?;
@@ -396,6 +507,7 @@ impl Stack {
                 args: frontend("all", &csi_socket, m),
                 envs,
                 socket: Some(csi_socket.clone()),
+                user,
             });
         }
 
@@ -412,6 +524,7 @@ impl Stack {
             },
             running: specs.iter().map(|_| None).collect(),
             specs,
+            log_dir: cfg.log_dir.clone(),
         };
         for i in 0..stack.specs.len() {
             stack.launch(i).await?;
@@ -433,7 +546,22 @@ impl Stack {
 
     async fn launch(&mut self, i: usize) -> Result<(), StackError> {
         let spec = self.specs[i].clone();
-        let mut p = Process::spawn(&spec.name, spec.command())?;
+        let mut cmd = spec.command();
+        if let Some(dir) = &self.log_dir {
+            let path = dir.join(format!("{}.log", spec.name));
+            let io = |source| StackError::Io {
+                path: path.clone(),
+                source,
+            };
+            let out = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(io)?;
+            let err = out.try_clone().map_err(io)?;
+            cmd.stdout(out).stderr(err);
+        }
+        let mut p = Process::spawn(&spec.name, cmd)?;
         match &spec.socket {
             Some(socket) => p.wait_for_socket(socket, START_WAIT).await?,
             None => wait_listening(self.endpoints.sim_addr, START_WAIT).await?,
