@@ -7,12 +7,13 @@
 //! command lines to the appliance. Above them: [`runner`] (the seam between the two), [`executor`]
 //! (one typed command with deadline, classification and telemetry), [`slot_lock`], [`appliance`]
 //! (shared disk/file primitives), [`volumes`], [`snapshots`], [`capacity`], and [`grpc_service`],
-//! wired together by [`assembly`].
+//! wired together by [`assembly`]. [`doctor`] is the `rds-gateway doctor` preflight.
 
 pub mod appliance;
 pub mod assembly;
 pub mod capacity;
 pub mod command_metrics;
+pub mod doctor;
 pub mod executor;
 pub mod grpc_service;
 pub mod op_error;

@@ -5,9 +5,13 @@
 //! serves and reports not ready until it connects), builds the operations over it and serves the
 //! internal gateway API until SIGTERM. Started without `--rds-address` it serves too, not ready,
 //! saying what to set; a bad key file or host key is a start-up error.
+//!
+//! `rds-gateway doctor` serves nothing: it runs the preflight checks against the RDS, prints the
+//! report and exits 0 only when every check passed.
 
 mod cli;
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -35,7 +39,38 @@ enum GatewayError {
 
 fn main() -> ExitCode {
     let args = cli::Args::parse();
-    rds_csi_proto::component::main_with("rds-gateway", || run(args))
+    match &args.command {
+        Some(cli::Command::Doctor(doctor)) => run_doctor(&args, doctor),
+        None => rds_csi_proto::component::main_with("rds-gateway", || run(args)),
+    }
+}
+
+/// Exit status of a doctor run with a failed check (clap uses 2 for bad flags).
+const DOCTOR_FAILED: u8 = 1;
+
+fn run_doctor(args: &cli::Args, doctor: &cli::DoctorArgs) -> ExitCode {
+    let settings = args.doctor_settings(doctor);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rds-gateway doctor: error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = runtime.block_on(rds_gateway::doctor::run(&settings));
+    let text = match doctor.output {
+        cli::OutputFormat::Text => report.to_text(),
+        cli::OutputFormat::Json => report.to_json_lines(),
+    };
+    let mut stdout = std::io::stdout().lock();
+    // A closed stdout (`| head`) must not turn a result into a panic; the status still tells.
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+    if report.all_passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(DOCTOR_FAILED)
+    }
 }
 
 async fn run(args: cli::Args) -> Result<(), GatewayError> {

@@ -38,6 +38,15 @@ pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 16 * 1024 * 1024;
 /// Longest duration any setting accepts (a typo like `30000h` fails at start-up).
 pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 
+/// `host:port` as shown in messages (IPv6 literals bracketed).
+pub fn display_address(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// A setting that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -128,11 +137,7 @@ impl SshConfig {
 
     /// `host:port` as shown in messages (IPv6 literals bracketed).
     pub fn display_address(&self) -> String {
-        if self.address.contains(':') {
-            format!("[{}]:{}", self.address, self.port)
-        } else {
-            format!("{}:{}", self.address, self.port)
-        }
+        display_address(&self.address, self.port)
     }
 
     /// Checks every value; the error names the flag.

@@ -1,11 +1,12 @@
 //! The russh client callbacks for one connection: the host-key check (which aborts the handshake
-//! with the fingerprint seen when the key is not the pinned one) and a notice when the connection
-//! ends, so the session and pool learn about it without polling.
+//! with the fingerprint seen when the key is not the pinned one), a record of the key the server
+//! presented (whether or not it was accepted, for the doctor's report), and a notice when the
+//! connection ends, so the session and pool learn about it without polling.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use russh::client::{DisconnectReason, Handler};
-use russh::keys::PublicKeyOrCertificate;
+use russh::keys::{PublicKey, PublicKeyOrCertificate};
 use tokio::sync::watch;
 
 use super::host_key::{HostKeyCheck, HostKeyMismatch};
@@ -31,6 +32,7 @@ pub struct ClientHandler {
     check: Arc<HostKeyCheck>,
     address: String,
     closed: watch::Sender<Option<String>>,
+    presented: Arc<OnceLock<PublicKey>>,
 }
 
 impl ClientHandler {
@@ -46,9 +48,16 @@ impl ClientHandler {
                 check,
                 address,
                 closed,
+                presented: Arc::new(OnceLock::new()),
             },
             rx,
         )
+    }
+
+    /// Where the host key the server presents is kept once the handshake reaches the check
+    /// (take it before the handler moves into russh). Set whether or not the key is accepted.
+    pub fn presented_key(&self) -> Arc<OnceLock<PublicKey>> {
+        self.presented.clone()
     }
 }
 
@@ -60,6 +69,8 @@ impl Handler for ClientHandler {
         server_public_key: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
         let presented = server_public_key.public_key();
+        // The first key of the connection is the one the check is about; a re-key keeps it.
+        let _ = self.presented.set(presented.clone());
         match self.check.verify(&presented, &self.address) {
             Ok(()) => Ok(true),
             Err(mismatch) => Err(HandlerError::HostKey(mismatch)),

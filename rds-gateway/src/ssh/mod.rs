@@ -31,9 +31,9 @@ pub mod state;
 
 pub use auth::{ClientKey, KeyError, login_name};
 pub use backoff::{Backoff, BackoffConfig};
-pub use config::{ConfigError, SshConfig};
+pub use config::{ConfigError, SshConfig, display_address};
 pub use error::{Stage, TransportError};
 pub use host_key::{HostKeyCheck, HostKeyError, HostKeyPin};
 pub use pool::{SshPool, StartError};
-pub use session::{ExecOutput, SshSession};
+pub use session::{ExecOutput, Handshake, HandshakeFailure, SshSession, connect_tcp};
 pub use state::{ConnectionState, DownReason};

@@ -2,6 +2,10 @@
 //! without a PTY whose stdout, stderr and exit status are collected until the server closes the
 //! channel, bounded by a deadline and an output cap.
 //!
+//! A connection is made in three steps — [`connect_tcp`], [`Handshake::start`] (host-key
+//! check), [`Handshake::login`] — which [`SshSession::connect`] runs in one go under one deadline
+//! and the doctor runs one at a time to report each.
+//!
 //! Keepalives stay off: RouterOS rejects `keepalive@openssh.com` requests, and the pool's
 //! liveness command does that job instead.
 
@@ -11,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use russh::client::{self, Handle, Msg};
+use russh::keys::PublicKey;
 use russh::{Channel, ChannelMsg, Disconnect, Preferred};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -19,7 +24,7 @@ use super::auth;
 use super::config::SshConfig;
 use super::error::{Stage, TransportError};
 use super::handler::{ClientHandler, HandlerError};
-use super::host_key::HostKeyCheck;
+use super::host_key::{HostKeyCheck, fingerprint};
 
 /// How long a best-effort close or disconnect may take.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
@@ -114,7 +119,15 @@ pub(crate) fn client_config(check: &HostKeyCheck) -> client::Config {
     }
 }
 
-async fn tcp_connect(host: &str, port: u16, address: &str) -> Result<TcpStream, TransportError> {
+/// Opens the TCP connection to `host:port`, trying every address the name resolves to in turn;
+/// `address` (`host:port` as shown) names it in errors. A name that does not resolve
+/// ([`TransportError::Dns`]), a refusal ([`TransportError::Refused`]) and other socket errors
+/// ([`TransportError::Connect`]) stay distinct. It has no deadline of its own: callers bound it.
+pub async fn connect_tcp(
+    host: &str,
+    port: u16,
+    address: &str,
+) -> Result<TcpStream, TransportError> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
         .await
         .map_err(|e| TransportError::Dns {
@@ -153,6 +166,95 @@ async fn tcp_connect(host: &str, port: u16, address: &str) -> Result<TcpStream, 
     }
 }
 
+/// A failed SSH handshake: the error, and the host key the server presented when the handshake
+/// got that far (also when the key was the reason it failed).
+#[derive(Debug)]
+pub struct HandshakeFailure {
+    /// What went wrong ([`TransportError::HostKeyMismatch`] for a key that is not the pinned one).
+    pub error: TransportError,
+    /// The server's host key, when it was presented.
+    pub presented: Option<PublicKey>,
+}
+
+/// A connection whose SSH handshake is done and whose host key passed the check, not logged in
+/// yet. [`SshSession::connect`] goes through it; the doctor uses it to report each step.
+pub struct Handshake {
+    handle: Handle<ClientHandler>,
+    closed: watch::Receiver<Option<String>>,
+    address: String,
+    host_key: Option<PublicKey>,
+}
+
+impl std::fmt::Debug for Handshake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handshake")
+            .field("address", &self.address)
+            .field("host_key", &self.host_key.as_ref().map(fingerprint))
+            .finish()
+    }
+}
+
+impl Handshake {
+    /// Runs the SSH handshake on `stream` and checks the server's host key with `check`.
+    /// `address` (`host:port`) names the server in errors. No deadline of its own.
+    pub async fn start(
+        stream: TcpStream,
+        check: &HostKeyCheck,
+        address: &str,
+    ) -> Result<Handshake, HandshakeFailure> {
+        let (handler, closed) = ClientHandler::new(Arc::new(check.clone()), address.to_string());
+        let presented = handler.presented_key();
+        let russh_config = Arc::new(client_config(check));
+        let connected = client::connect_stream(russh_config, stream, handler).await;
+        let host_key = presented.get().cloned();
+        match connected {
+            Ok(handle) => Ok(Handshake {
+                handle,
+                closed,
+                address: address.to_string(),
+                host_key,
+            }),
+            Err(e) => Err(HandshakeFailure {
+                error: match e {
+                    HandlerError::HostKey(m) => TransportError::HostKeyMismatch {
+                        expected: m.expected,
+                        seen: m.seen,
+                    },
+                    HandlerError::Russh(e) => TransportError::Protocol {
+                        address: address.to_string(),
+                        detail: format!("SSH handshake failed: {e}"),
+                    },
+                },
+                presented: host_key,
+            }),
+        }
+    }
+
+    /// The host key the server presented.
+    pub fn host_key(&self) -> Option<&PublicKey> {
+        self.host_key.as_ref()
+    }
+
+    /// Logs in as `config`'s user with its key and console options.
+    pub async fn login(mut self, config: &SshConfig) -> Result<SshSession, TransportError> {
+        auth::authenticate(
+            &mut self.handle,
+            &config.login(),
+            &config.user,
+            &config.key,
+            &self.address,
+        )
+        .await?;
+        tracing::debug!(rds.address = %self.address, login = %config.login(), "SSH session authenticated");
+        Ok(SshSession {
+            handle: self.handle,
+            closed: self.closed,
+            address: self.address,
+            max_output: config.max_output_bytes,
+        })
+    }
+}
+
 impl SshSession {
     /// Connects, checks the host key and logs in, all within `config.connect_timeout`.
     pub async fn connect(config: &SshConfig) -> Result<Self, TransportError> {
@@ -168,37 +270,11 @@ impl SshSession {
     }
 
     async fn connect_inner(config: &SshConfig, address: &str) -> Result<Self, TransportError> {
-        let stream = tcp_connect(&config.address, config.port, address).await?;
-        let check = Arc::new(config.host_key.clone());
-        let (handler, closed) = ClientHandler::new(check, address.to_string());
-        let russh_config = Arc::new(client_config(&config.host_key));
-        let mut handle = client::connect_stream(russh_config, stream, handler)
+        let stream = connect_tcp(&config.address, config.port, address).await?;
+        let handshake = Handshake::start(stream, &config.host_key, address)
             .await
-            .map_err(|e| match e {
-                HandlerError::HostKey(m) => TransportError::HostKeyMismatch {
-                    expected: m.expected,
-                    seen: m.seen,
-                },
-                HandlerError::Russh(e) => TransportError::Protocol {
-                    address: address.to_string(),
-                    detail: format!("SSH handshake failed: {e}"),
-                },
-            })?;
-        auth::authenticate(
-            &mut handle,
-            &config.login(),
-            &config.user,
-            &config.key,
-            address,
-        )
-        .await?;
-        tracing::debug!(rds.address = %address, login = %config.login(), "SSH session authenticated");
-        Ok(SshSession {
-            handle,
-            closed,
-            address: address.to_string(),
-            max_output: config.max_output_bytes,
-        })
+            .map_err(|f| f.error)?;
+        handshake.login(config).await
     }
 
     /// `host:port` of the RDS.
