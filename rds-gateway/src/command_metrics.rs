@@ -35,6 +35,7 @@ pub fn result_label(err: &RosError) -> &'static str {
         RosError::Transport { .. } => "transport",
         RosError::Timeout { .. } => "timeout",
         RosError::Rejected { .. } => "rejected",
+        RosError::PermissionDenied { .. } => "permission_denied",
         RosError::Unparseable { .. } => "unparseable",
         RosError::InvalidInput { .. } => "invalid_input",
     }

@@ -870,14 +870,21 @@ async fn concurrent_creates_and_deletes_leave_no_leak() {
             Ok::<_, String>(())
         }));
     }
-    // Meanwhile, 16 concurrent creates of one slot end as one disk.
+    // Meanwhile, 16 concurrent creates of one slot end as one disk. A call that waited too
+    // long behind the others on the slot may be ABORTED (CSI: "operation pending for
+    // volume"; the CO retries), so each retries on ABORTED as a CO would.
     let mut same = Vec::new();
     for _ in 0..16 {
         let mut c = c.clone();
         same.push(tokio::spawn(async move {
-            c.create_volume(create("pvc-same", 3 * MIB, 0))
-                .await
-                .map(|r| r.into_inner().size_bytes)
+            loop {
+                match c.create_volume(create("pvc-same", 3 * MIB, 0)).await {
+                    Err(s) if s.code() == tonic::Code::Aborted => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    other => break other.map(|r| r.into_inner().size_bytes),
+                }
+            }
         }));
     }
     for t in tasks {

@@ -2,10 +2,8 @@
 //! (`not enough permissions`) or a command the appliance does not know (`bad command name`) — and
 //! turns it into a fix that names the RouterOS policies the driver needs.
 //!
-//! Unknown commands are recognised by the gateway's own classifier ([`classify_for`]). The
-//! permission message is matched here as well: RouterOS prints it as `not enough permissions (9)`
-//! with or without a `failure:` prefix, and without the prefix the classifier does not take it
-//! for a failure, so a print refused for lack of rights would otherwise read as an empty list.
+//! Both are recognised by the gateway's own classifier ([`classify_for`]), the one the driver's
+//! commands go through, so the doctor and the driver read a refusal alike.
 
 use crate::routeros::{RosError, Subject, classify_for};
 use crate::runner::RunOutput;
@@ -29,29 +27,9 @@ pub enum Refusal {
     },
 }
 
-/// True for a line that reports missing rights (not a record or comment that happens to say so).
-fn is_permission_line(line: &str) -> bool {
-    let t = line.trim();
-    let lower = t.to_ascii_lowercase();
-    lower.contains("not enough permissions")
-        && !t.starts_with(";;;")
-        && !t.starts_with(['{', '[', '"'])
-        && !t.contains('=')
-}
-
 /// The refusal in a command's output, if there is one. `verb` names the command for the
 /// classifier.
 pub fn refusal(verb: &'static str, out: &RunOutput) -> Option<Refusal> {
-    if let Some(line) = out
-        .stderr
-        .lines()
-        .chain(out.stdout.lines())
-        .find(|l| is_permission_line(l))
-    {
-        return Some(Refusal::Permission {
-            text: line.trim().to_owned(),
-        });
-    }
     match classify_for(
         verb,
         Subject::None,
@@ -59,6 +37,10 @@ pub fn refusal(verb: &'static str, out: &RunOutput) -> Option<Refusal> {
         &out.stderr,
         out.exit_status,
     ) {
+        // The classifier quotes the appliance's text (escaped); the report shows it plain.
+        Err(RosError::PermissionDenied { text, .. }) => Some(Refusal::Permission {
+            text: text.trim_matches('"').to_owned(),
+        }),
         Err(RosError::Rejected { text, .. })
             if text.to_ascii_lowercase().contains("bad command name") =>
         {
@@ -142,12 +124,16 @@ mod tests {
     }
 
     #[test]
-    fn the_gateway_classifier_alone_misses_the_bare_permission_message() {
-        // Why this module matches the text itself: without a `failure:` prefix and with exit
-        // status 0, the shared classifier reports success.
+    fn the_bare_permission_message_is_a_refusal_even_with_exit_status_0() {
         let bare = out("not enough permissions (9)\n", "", Some(0));
-        assert!(classify_for("disk-print", Subject::None, &bare.stdout, "", Some(0)).is_ok());
-        assert!(refusal("disk-print", &bare).is_some());
+        assert!(matches!(
+            classify_for("disk-print", Subject::None, &bare.stdout, "", Some(0)),
+            Err(RosError::PermissionDenied { .. })
+        ));
+        assert!(matches!(
+            refusal("disk-print", &bare),
+            Some(Refusal::Permission { .. })
+        ));
     }
 
     #[test]

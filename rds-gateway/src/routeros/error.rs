@@ -120,6 +120,18 @@ pub enum RosError {
         /// The appliance's message.
         text: String,
     },
+    /// The RDS user's group lacks a policy the command needs (`not enough permissions`).
+    #[error(
+        "{verb}{subject}: the RDS user may not run this command: {text}; give its RouterOS group the policies ssh, read and write (`rds-gateway doctor` checks them)"
+    )]
+    PermissionDenied {
+        /// Command verb.
+        verb: &'static str,
+        /// What it was about.
+        subject: Subject,
+        /// The appliance's message.
+        text: String,
+    },
     /// The output could not be read.
     #[error("cannot read {what}{subject}: {detail}")]
     Unparseable {
@@ -190,6 +202,7 @@ impl RosError {
             | RosError::Transport { subject, .. }
             | RosError::Timeout { subject, .. }
             | RosError::Rejected { subject, .. }
+            | RosError::PermissionDenied { subject, .. }
             | RosError::Unparseable { subject, .. } => *subject = new_subject,
             RosError::InvalidInput { .. } => {}
         }
@@ -205,6 +218,7 @@ impl RosError {
             RosError::Busy { .. } | RosError::Transport { .. } => tonic::Code::Unavailable,
             RosError::Timeout { .. } => tonic::Code::DeadlineExceeded,
             RosError::InvalidInput { .. } => tonic::Code::InvalidArgument,
+            RosError::PermissionDenied { .. } => tonic::Code::PermissionDenied,
             RosError::Rejected { .. } | RosError::Unparseable { .. } => tonic::Code::Internal,
         }
     }
@@ -223,6 +237,7 @@ const MESSAGE_LIMIT: usize = 300;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {
+    Permission,
     NotFound,
     NoSpace,
     AlreadyExists,
@@ -280,6 +295,11 @@ pub fn classify_for(
     };
     let text = escape_limited(line.trim(), MESSAGE_LIMIT);
     Err(match kind {
+        Kind::Permission => RosError::PermissionDenied {
+            verb,
+            subject,
+            text,
+        },
         Kind::NotFound => RosError::NotFound {
             verb,
             subject,
@@ -315,7 +335,9 @@ fn recognise(line: &str) -> Option<Kind> {
     }
     let lower = line.trim().to_ascii_lowercase();
     let has = |p: &str| lower.contains(p);
-    if has("no such item") {
+    if has("not enough permissions") {
+        Some(Kind::Permission)
+    } else if has("no such item") {
         Some(Kind::NotFound)
     } else if has("not enough space") || has("no space left") {
         Some(Kind::NoSpace)
@@ -432,6 +454,11 @@ mod tests {
             ("failure: device busy", tonic::Code::Unavailable),
             ("failure: disk is in use", tonic::Code::Unavailable),
             ("failure: something new", tonic::Code::Internal),
+            ("not enough permissions (9)", tonic::Code::PermissionDenied),
+            (
+                "failure: not enough permissions (9)",
+                tonic::Code::PermissionDenied,
+            ),
         ];
         for (text, code) in cases {
             assert_eq!(kind_of(text, "", None), Some(*code), "stdout {text}");
@@ -534,6 +561,15 @@ mod tests {
             (
                 RosError::unparseable("disk", s.clone(), "x"),
                 tonic::Code::Internal,
+                false,
+            ),
+            (
+                RosError::PermissionDenied {
+                    verb: "v",
+                    subject: s.clone(),
+                    text: "not enough permissions (9)".into(),
+                },
+                tonic::Code::PermissionDenied,
                 false,
             ),
             (

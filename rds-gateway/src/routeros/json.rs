@@ -112,7 +112,10 @@ fn bad_number(key: &str, n: &serde_json::Number) -> RosError {
     RosError::unparseable(
         WHAT,
         Subject::None,
-        format!("field '{key}' holds {n}, which is not an exact integer"),
+        format!(
+            "field {} holds {n}, which is not an exact integer",
+            escape_limited(key, 80)
+        ),
     )
 }
 
