@@ -621,6 +621,36 @@ async fn a_command_the_rds_does_not_know_fails_user_rights_with_the_policies_nee
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_without_the_read_policy_fails_user_rights_with_the_policies_needed() {
+    let sim = Sim::start(|_| {}).await;
+    Faults::write(
+        sim.root(),
+        &[FaultRule::always(
+            Verb::DiskPrint,
+            FaultAction::NotEnoughPermissions,
+        )],
+    )
+    .unwrap();
+    let run = doctor(&sim.args()).await;
+    run.assert_code(1);
+    let line = run.line("FAIL user-rights: ");
+    assert!(
+        line.contains("for user admin: not enough permissions (9)"),
+        "{line}"
+    );
+    let fix = run.fix("FAIL user-rights: ");
+    assert!(
+        fix.contains("/user group add name=rds-csi policy=ssh,read,write"),
+        "{fix}"
+    );
+    assert!(
+        !fix.contains("rose-storage"),
+        "a rights problem, not a package: {fix}"
+    );
+    assert_skipped_after(&run, "base-path");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_base_path_fails_with_the_command_that_creates_it() {
     // The pool exists, the directory for volumes does not.
     let sim = Sim::start(|cfg| cfg.pool = "storage-pool".to_owned()).await;

@@ -134,6 +134,9 @@ impl Appliance {
             Some(FaultAction::UnknownCommand) => {
                 return Reply::Text(self.lines(&[unknown_command(&received.text)]));
             }
+            Some(FaultAction::NotEnoughPermissions) => {
+                return Reply::Text(self.lines(&["not enough permissions (9)".to_string()]));
+            }
             Some(FaultAction::FailAfterApply) | None => {}
         }
         let lines = match &received.script {

@@ -23,6 +23,9 @@ pub enum FaultAction {
     Hang,
     /// Answer `bad command name ...`; the command is not applied.
     UnknownCommand,
+    /// Answer `not enough permissions (9)`, as RouterOS does to a user whose group lacks a
+    /// policy the command needs; the command is not applied.
+    NotEnoughPermissions,
     /// Apply the command, then close the connection without answering.
     FailAfterApply,
 }
