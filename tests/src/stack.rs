@@ -56,6 +56,10 @@ pub enum StackError {
         "{0} is not writable by uid {UNPRIVILEGED}, which the frontend runs as; choose a socket in a directory that uid may write (such as /tmp) or in one that does not exist yet"
     )]
     SocketDirNotWritable(PathBuf),
+    #[error(
+        "{0} is not searchable by uid {UNPRIVILEGED}, which the frontend and the gateway run as, so they cannot reach their files below it; choose a state directory whose parents others may enter (such as one under /tmp)"
+    )]
+    NotSearchable(PathBuf),
 }
 
 /// The node id of the testbed's one node plugin.
@@ -227,6 +231,25 @@ fn socket_dir_for(socket: &Path, uid: u32) -> Result<(), StackError> {
     }
 }
 
+/// Checks that `uid` may enter every directory above `path` (the stack opens `path` itself).
+fn searchable_above(path: &Path, uid: u32) -> Result<(), StackError> {
+    use std::os::unix::fs::MetadataExt;
+    let absolute = std::path::absolute(path).map_err(|source| StackError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    for dir in absolute.ancestors().skip(1) {
+        let Ok(meta) = std::fs::metadata(dir) else {
+            continue;
+        };
+        let enters = meta.mode() & 0o001 != 0 || (meta.uid() == uid && meta.mode() & 0o100 != 0);
+        if !enters {
+            return Err(StackError::NotSearchable(dir.to_path_buf()));
+        }
+    }
+    Ok(())
+}
+
 /// Lets everyone traverse and read `path` (a root-only temporary directory on the way to
 /// what the unprivileged components use).
 fn open_up(path: &Path) -> Result<(), StackError> {
@@ -305,6 +328,7 @@ impl Stack {
             source,
         })?;
         if let Some(uid) = user {
+            searchable_above(state, uid)?;
             open_up(state)?;
             open_up(&state.join("keys"))?;
             hand_over(&key_file, uid, 0o600)?;
