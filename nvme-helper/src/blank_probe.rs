@@ -116,7 +116,7 @@ fn parse_quoted_pairs(body: &str, out: &mut Vec<(String, String)>) {
 
 /// The first and last `PROBE_WINDOW` bytes of a device (the whole device when it is smaller;
 /// below 2 MiB the two windows overlap).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeviceEdges {
     /// Device size in bytes.
     pub size: u64,

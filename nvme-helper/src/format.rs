@@ -13,7 +13,7 @@ use std::path::Path;
 
 use tracing::Instrument;
 
-use crate::blank_probe::{Blkid, Probe, decide, read_edges};
+use crate::blank_probe::{Blkid, DeviceEdges, Probe, decide, read_edges};
 use crate::error::{HelperError, Result};
 use crate::external::Tool;
 use crate::mount_options::{FsType, parse_mkfs_options};
@@ -35,8 +35,14 @@ impl Node {
                 .await?;
             let blkid =
                 Blkid::from_output(device, output.exit_code, &output.stdout, &output.stderr)?;
-            let path = device.to_path_buf();
-            let edges = Self::blocking("probing", device, move || read_edges(&path)).await?;
+            // A signature decides by itself; the edge bytes only matter when blkid found
+            // nothing, so only then are the first and last MiB read.
+            let edges = if matches!(blkid, Blkid::NothingFound) {
+                let path = device.to_path_buf();
+                Self::blocking("probing", device, move || read_edges(&path)).await?
+            } else {
+                DeviceEdges::default()
+            };
             let verdict = decide(&blkid, &edges);
             tracing::info!(?verdict, "probed");
             Ok(verdict)
