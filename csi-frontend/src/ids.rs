@@ -189,8 +189,10 @@ impl SnapshotId {
             return Ok(SnapshotId(raw.to_string()));
         }
         let suffix = tail.strip_prefix("-at-").ok_or_else(bad)?;
+        // At most 18 digits: `snap-<uuid>-at-` is 45 bytes and the id is also the appliance
+        // slot, which holds at most 63.
         let ok = !suffix.is_empty()
-            && suffix.len() <= 32
+            && suffix.len() <= 18
             && suffix
                 .bytes()
                 .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));

@@ -96,18 +96,24 @@ pub struct VolumePath(String);
 
 impl VolumePath {
     /// Validates an appliance path: `/`-separated components of letters, digits, `.`, `_`,
-    /// `-`; no empty, `.` or `..` component; at most 200 bytes. The leading `/` is optional.
+    /// `-`; no empty, `.` or `..` component; at most 80 bytes a component and 132 in all. The
+    /// leading `/` is optional.
     pub fn parse(raw: &str) -> Result<VolumePath, String> {
         let rel = raw.strip_prefix('/').unwrap_or(raw);
         if rel.is_empty() {
             return Err("must name a directory, not be empty or '/'".into());
         }
-        if rel.len() > 200 {
-            return Err("longer than 200 bytes".into());
+        // The gateway's limit for a pool path: room for `/<slot>.img` within its 200-byte paths.
+        if rel.len() > 132 {
+            return Err("longer than 132 bytes".into());
         }
         for c in rel.split('/') {
             if c.is_empty() || c == "." || c == ".." {
                 return Err("must not contain empty, '.' or '..' components".into());
+            }
+            // The gateway's limit for one component of an appliance path.
+            if c.len() > 80 {
+                return Err("a component is longer than 80 bytes".into());
             }
             if !c
                 .bytes()

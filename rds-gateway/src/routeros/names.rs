@@ -330,6 +330,11 @@ pub const PATH_MAX_LEN: usize = 200;
 /// Longest single path component accepted, in bytes.
 pub const COMPONENT_MAX_LEN: usize = 80;
 
+/// Longest pool path (without the leading slash) accepted, in bytes: room is left for
+/// `/<slot>.img` with the longest slot, so that every disk file path made in a pool is one
+/// [`FilePath`] reads back.
+pub const POOL_PATH_MAX_LEN: usize = PATH_MAX_LEN - SLOT_MAX_LEN - ".img".len() - 1;
+
 /// Validates an appliance path and returns it normalised without a leading slash.
 fn normalise_path(field: Field, raw: &str) -> Result<String, InvalidValue> {
     let bad = |reason| Err(InvalidValue::new(field, raw, reason));
@@ -369,7 +374,15 @@ pub struct PoolPath(String);
 impl PoolPath {
     /// Validates `raw` (with or without one leading slash).
     pub fn parse(raw: &str) -> Result<PoolPath, InvalidValue> {
-        normalise_path(Field::PoolPath, raw).map(PoolPath)
+        let relative = normalise_path(Field::PoolPath, raw)?;
+        if relative.len() > POOL_PATH_MAX_LEN {
+            return Err(InvalidValue::new(
+                Field::PoolPath,
+                raw,
+                "longer than 132 bytes (a disk file path inside it must fit in 200)",
+            ));
+        }
+        Ok(PoolPath(relative))
     }
 
     /// The path without a leading slash, as `/file` names print it.

@@ -528,8 +528,15 @@ fn tokenize(s: &str, line_no: usize) -> Result<Vec<(String, String)>, RosError> 
         i = eq + 1;
         let value;
         if bytes.get(i) == Some(&b'"') {
-            let (decoded, after) = read_quoted(s, i + 1)
-                .ok_or_else(|| fail(line_no, format!("unterminated quoted value for '{key}'")))?;
+            let (decoded, after) = read_quoted(s, i + 1).ok_or_else(|| {
+                fail(
+                    line_no,
+                    format!(
+                        "unterminated quoted value for {}",
+                        super::names::escape_for_display(&key)
+                    ),
+                )
+            })?;
             // Anything glued to the closing quote belongs to the same value.
             let tail_end = after + s[after..].bytes().take_while(|&b| !is_ws(b)).count();
             let mut v = decoded;
