@@ -42,6 +42,8 @@ struct TestHelper;
 #[tonic::async_trait]
 impl NodeHelper for TestHelper {
     async fn stage(&self, _: Request<StageRequest>) -> Result<Response<StageResponse>, GrpcStatus> {
+        // Slower than any deadline the tests give it.
+        tokio::time::sleep(Duration::from_secs(5)).await;
         Err(GrpcStatus::unimplemented("stage"))
     }
     async fn unstage(
@@ -176,6 +178,22 @@ async fn a_hop_records_metrics_one_trace_and_the_request_id() {
     }
     let err = client.stats(StatsRequest::default()).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unimplemented);
+    // A handler slower than the caller's deadline: DEADLINE_EXCEEDED (tonic alone would say
+    // CANCELLED), in time.
+    // The deadline is sent as the header alone, so that the client's own timer (tonic's,
+    // which says CANCELLED) stays out of it: what comes back is the server's answer.
+    let mut slow = Request::new(StageRequest::default());
+    slow.metadata_mut()
+        .insert("grpc-timeout", "300m".parse().unwrap());
+    let asked = std::time::Instant::now();
+    let err = client.stage(slow).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::DeadlineExceeded, "{err:?}");
+    assert!(err.message().contains("NodeHelper/Stage"), "{err:?}");
+    let took = asked.elapsed();
+    assert!(
+        took < Duration::from_millis(1500),
+        "answered after {took:?}, not at the deadline"
+    );
 
     // Metrics, through a real HTTP scrape.
     let scraped = http_get(metrics_addr, "/metrics").await;
@@ -198,6 +216,7 @@ async fn a_hop_records_metrics_one_trace_and_the_request_id() {
         assert_eq!(count("NodeInfo", "OK"), Some(1.0), "{side}\n{scraped}");
         assert_eq!(count("Health", "NotFound"), Some(2.0), "{side}");
         assert_eq!(count("Stats", "Unimplemented"), Some(1.0), "{side}");
+        assert_eq!(count("Stage", "DeadlineExceeded"), Some(1.0), "{side}");
         assert_eq!(count("NodeInfo", "NotFound"), None, "{side}");
         let hist = format!("rds_csi_grpc_{side}_handling_seconds_count");
         assert_eq!(
