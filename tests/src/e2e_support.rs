@@ -2,11 +2,12 @@
 //! in its own directory that cleans up after a failed test, crashing a component the way a
 //! container dies (the process and everything it started), freezing one so that a kill lands
 //! at a known point, bounded retries that record every code seen, reads of the simulated
-//! appliance's state and command log, kubelet paths, metric reads, and the per-test table.
+//! appliance's state and command log, kubelet paths, metric reads, the per-test table, and
+//! the CSI calls with deadlines that both the suite and the fault matrix make.
 //!
 //! Nothing here decides whether a test passes: it measures and reports, and the suite asserts.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,13 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use rds_csi_proto::csi::{
+    CapacityRange, ControllerPublishVolumeRequest, ControllerUnpublishVolumeRequest,
+    CreateSnapshotRequest, CreateVolumeRequest, DeleteSnapshotRequest, DeleteVolumeRequest,
+    ListVolumesRequest, NodeGetVolumeStatsRequest, NodePublishVolumeRequest,
+    NodeStageVolumeRequest, NodeUnpublishVolumeRequest, NodeUnstageVolumeRequest, Snapshot, Volume,
+    VolumeCapability,
+};
 use tonic::{Code, Status};
 
 use crate::csi_client::{Csi, new_trace, traced};
@@ -96,6 +104,16 @@ impl Bed {
     /// separate processes (`csi-frontend-controller`, `csi-frontend-node`); `sim_latency`
     /// entries (`disk-add=1500ms`) slow the appliance's verbs.
     pub async fn start(tag: &str, split: bool, sim_latency: &[&str]) -> Result<Bed, E2eError> {
+        Self::start_logging(tag, split, sim_latency, "warn").await
+    }
+
+    /// [`Bed::start`] with the components' log filter (`error` keeps a long run quiet).
+    pub async fn start_logging(
+        tag: &str,
+        split: bool,
+        sim_latency: &[&str],
+        log_level: &str,
+    ) -> Result<Bed, E2eError> {
         let dir = std::env::temp_dir().join(format!(
             "rds-e2e-{tag}-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..8]
@@ -109,6 +127,7 @@ impl Bed {
             cfg.controller_socket = Some(dir.join("sockets/controller.sock"));
         }
         cfg.sim_latency = sim_latency.iter().map(|s| s.to_string()).collect();
+        cfg.log_level = log_level.to_string();
         let stack = match Stack::start(&cfg).await {
             Ok(s) => s,
             Err(e) => {
@@ -587,6 +606,270 @@ impl Table {
         }
         print!("{out}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// CSI calls with deadlines, shared by the end-to-end suite and the fault matrix
+// ---------------------------------------------------------------------------------------------
+
+/// CreateVolume of `name` with `bytes` required and capability `cap`.
+pub async fn create(
+    csi: &Csi,
+    name: &str,
+    bytes: i64,
+    cap: &VolumeCapability,
+    timeout: Duration,
+) -> Result<Volume, Status> {
+    let mut c = csi.controller.clone();
+    let r = c
+        .create_volume(request(
+            CreateVolumeRequest {
+                name: name.to_string(),
+                capacity_range: Some(CapacityRange {
+                    required_bytes: bytes,
+                    limit_bytes: 0,
+                }),
+                volume_capabilities: vec![cap.clone()],
+                ..Default::default()
+            },
+            timeout,
+        ))
+        .await?;
+    r.into_inner()
+        .volume
+        .ok_or_else(|| Status::internal("CreateVolume answered without a volume"))
+}
+
+/// ControllerPublishVolume of `vol` to `node`; returns the publish context.
+pub async fn publish(
+    csi: &Csi,
+    vol: &Volume,
+    node: &str,
+    cap: &VolumeCapability,
+    timeout: Duration,
+) -> Result<HashMap<String, String>, Status> {
+    let mut c = csi.controller.clone();
+    let r = c
+        .controller_publish_volume(request(
+            ControllerPublishVolumeRequest {
+                volume_id: vol.volume_id.clone(),
+                node_id: node.to_string(),
+                volume_capability: Some(cap.clone()),
+                readonly: false,
+                volume_context: vol.volume_context.clone(),
+                ..Default::default()
+            },
+            timeout,
+        ))
+        .await?;
+    Ok(r.into_inner().publish_context)
+}
+
+/// ControllerUnpublishVolume of volume `id` from `node`.
+pub async fn unpublish(csi: &Csi, id: &str, node: &str, timeout: Duration) -> Result<(), Status> {
+    let mut c = csi.controller.clone();
+    c.controller_unpublish_volume(request(
+        ControllerUnpublishVolumeRequest {
+            volume_id: id.to_string(),
+            node_id: node.to_string(),
+            ..Default::default()
+        },
+        timeout,
+    ))
+    .await?;
+    Ok(())
+}
+
+/// NodeStageVolume of `vol` at `staging` with the publish context `ctx`.
+pub async fn stage(
+    csi: &Csi,
+    vol: &Volume,
+    ctx: &HashMap<String, String>,
+    staging: &Path,
+    cap: &VolumeCapability,
+    timeout: Duration,
+) -> Result<(), Status> {
+    let mut n = csi.node.clone();
+    n.node_stage_volume(request(
+        NodeStageVolumeRequest {
+            volume_id: vol.volume_id.clone(),
+            publish_context: ctx.clone(),
+            staging_target_path: staging.display().to_string(),
+            volume_capability: Some(cap.clone()),
+            volume_context: vol.volume_context.clone(),
+            ..Default::default()
+        },
+        timeout,
+    ))
+    .await?;
+    Ok(())
+}
+
+/// NodeUnstageVolume of volume `id` from `staging`.
+pub async fn unstage(csi: &Csi, id: &str, staging: &Path, timeout: Duration) -> Result<(), Status> {
+    let mut n = csi.node.clone();
+    n.node_unstage_volume(request(
+        NodeUnstageVolumeRequest {
+            volume_id: id.to_string(),
+            staging_target_path: staging.display().to_string(),
+        },
+        timeout,
+    ))
+    .await?;
+    Ok(())
+}
+
+/// NodePublishVolume of `vol`, staged at `staging`, to the pod path `target`.
+#[allow(clippy::too_many_arguments)]
+pub async fn node_publish(
+    csi: &Csi,
+    vol: &Volume,
+    ctx: &HashMap<String, String>,
+    staging: &Path,
+    target: &Path,
+    cap: &VolumeCapability,
+    timeout: Duration,
+) -> Result<(), Status> {
+    let mut n = csi.node.clone();
+    n.node_publish_volume(request(
+        NodePublishVolumeRequest {
+            volume_id: vol.volume_id.clone(),
+            publish_context: ctx.clone(),
+            staging_target_path: staging.display().to_string(),
+            target_path: target.display().to_string(),
+            volume_capability: Some(cap.clone()),
+            readonly: false,
+            volume_context: vol.volume_context.clone(),
+            ..Default::default()
+        },
+        timeout,
+    ))
+    .await?;
+    Ok(())
+}
+
+/// NodeUnpublishVolume of volume `id` from the pod path `target`.
+pub async fn node_unpublish(
+    csi: &Csi,
+    id: &str,
+    target: &Path,
+    timeout: Duration,
+) -> Result<(), Status> {
+    let mut n = csi.node.clone();
+    n.node_unpublish_volume(request(
+        NodeUnpublishVolumeRequest {
+            volume_id: id.to_string(),
+            target_path: target.display().to_string(),
+        },
+        timeout,
+    ))
+    .await?;
+    Ok(())
+}
+
+/// DeleteVolume of volume `id`.
+pub async fn delete(csi: &Csi, id: &str, timeout: Duration) -> Result<(), Status> {
+    let mut c = csi.controller.clone();
+    c.delete_volume(request(
+        DeleteVolumeRequest {
+            volume_id: id.to_string(),
+            ..Default::default()
+        },
+        timeout,
+    ))
+    .await?;
+    Ok(())
+}
+
+/// CreateSnapshot called `name` of volume `source`.
+pub async fn create_snapshot(
+    csi: &Csi,
+    name: &str,
+    source: &str,
+    timeout: Duration,
+) -> Result<Snapshot, Status> {
+    let mut c = csi.controller.clone();
+    let r = c
+        .create_snapshot(request(
+            CreateSnapshotRequest {
+                name: name.to_string(),
+                source_volume_id: source.to_string(),
+                ..Default::default()
+            },
+            timeout,
+        ))
+        .await?;
+    r.into_inner()
+        .snapshot
+        .ok_or_else(|| Status::internal("CreateSnapshot answered without a snapshot"))
+}
+
+/// DeleteSnapshot of snapshot `id`.
+pub async fn delete_snapshot(csi: &Csi, id: &str, timeout: Duration) -> Result<(), Status> {
+    let mut c = csi.controller.clone();
+    c.delete_snapshot(request(
+        DeleteSnapshotRequest {
+            snapshot_id: id.to_string(),
+            ..Default::default()
+        },
+        timeout,
+    ))
+    .await?;
+    Ok(())
+}
+
+/// NodeGetVolumeStats of volume `id` at `path`; returns the reported condition
+/// (`abnormal`, message), `None` when the answer carried none.
+pub async fn volume_condition(
+    csi: &Csi,
+    id: &str,
+    path: &Path,
+    timeout: Duration,
+) -> Result<Option<(bool, String)>, Status> {
+    let mut n = csi.node.clone();
+    let r = n
+        .node_get_volume_stats(request(
+            NodeGetVolumeStatsRequest {
+                volume_id: id.to_string(),
+                volume_path: path.display().to_string(),
+                staging_target_path: String::new(),
+            },
+            timeout,
+        ))
+        .await?;
+    Ok(r.into_inner()
+        .volume_condition
+        .map(|c| (c.abnormal, c.message)))
+}
+
+/// The ids of every volume ListVolumes reports (all pages).
+pub async fn list_volume_ids(csi: &Csi, timeout: Duration) -> Result<Vec<String>, Status> {
+    let mut c = csi.controller.clone();
+    let mut out = Vec::new();
+    let mut token = String::new();
+    // A safety stop: the driver's pages cannot be more than the disks it has.
+    for _ in 0..10_000 {
+        let page = c
+            .list_volumes(request(
+                ListVolumesRequest {
+                    max_entries: 0,
+                    starting_token: token.clone(),
+                },
+                timeout,
+            ))
+            .await?
+            .into_inner();
+        out.extend(
+            page.entries
+                .into_iter()
+                .filter_map(|e| e.volume.map(|v| v.volume_id)),
+        );
+        if page.next_token.is_empty() {
+            break;
+        }
+        token = page.next_token;
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

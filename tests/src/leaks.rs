@@ -111,3 +111,49 @@ pub fn force_clean(sim_root: &Path, kubelet_dir: &Path) {
         }
     }
 }
+
+/// Unix socket files at or below `dir` (a component that stopped cleanly removes its own).
+pub fn sockets_under(dir: &Path) -> Vec<String> {
+    use std::os::unix::fs::FileTypeExt;
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(kind) = e.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                stack.push(e.path());
+            } else if kind.is_socket() {
+                out.push(e.path().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// How many established TCP connections (IPv4 and IPv6) have `port` as their remote port:
+/// the client ends of the connections to a local server on `port`.
+pub fn tcp_connections_to(port: u16) -> usize {
+    let want = format!("{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .map(|text| {
+            text.lines()
+                .skip(1)
+                .filter(|l| {
+                    // `sl local_address rem_address st ...`, addresses as `HEX:PORT`.
+                    let cols: Vec<&str> = l.split_whitespace().collect();
+                    cols.len() > 3
+                        && cols[3] == "01"
+                        && cols[2].rsplit(':').next() == Some(want.as_str())
+                })
+                .count()
+        })
+        .sum()
+}
