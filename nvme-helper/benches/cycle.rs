@@ -5,6 +5,7 @@
 //! that drift hits both alike; medians are compared. It also reads the helper's resident memory
 //! from `/proc/<pid>/status`: `VmRSS` when idle (before and after the cycles) and `VmHWM` (the
 //! peak). Targets: helper cycle at most 1.15x the limit, under 15 MiB resident when idle.
+//! Each step's median is printed for both sides too, so that a miss says where the time goes.
 //!
 //! Needs root and e2fsprogs/util-linux. Run with `cargo bench -p nvme-helper --bench cycle`
 //! (set `CYCLES=n` to change the number of cycles, default 40).
@@ -58,6 +59,22 @@ fn mean(v: &[Duration]) -> Duration {
     v.iter().sum::<Duration>() / u32::try_from(v.len()).unwrap()
 }
 
+/// The four steps of a cycle, in order.
+const STEPS: [&str; 4] = ["stage", "publish", "unpublish", "unstage"];
+
+/// How long each step of one cycle took.
+type StepTimes = [Duration; 4];
+
+/// Step durations from the instants that separate them.
+fn steps(marks: [Instant; 5]) -> StepTimes {
+    [
+        marks[1] - marks[0],
+        marks[2] - marks[1],
+        marks[3] - marks[2],
+        marks[4] - marks[3],
+    ]
+}
+
 fn wait_detached(number: u32) {
     let attr = format!("/sys/class/block/loop{number}/loop/backing_file");
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -68,7 +85,8 @@ fn wait_detached(number: u32) {
 }
 
 /// The limit: the helper's system calls and tools, made directly.
-fn direct_cycle(file: &Path, nqn: &str, staging: &Path, target: &Path) {
+fn direct_cycle(file: &Path, nqn: &str, staging: &Path, target: &Path) -> StepTimes {
+    let t0 = Instant::now();
     let number = loop_device::attach(Path::new("/dev"), file, nqn).unwrap();
     let device = PathBuf::from(format!("/dev/loop{number}"));
     let out = Command::new("blkid")
@@ -90,6 +108,7 @@ fn direct_cycle(file: &Path, nqn: &str, staging: &Path, target: &Path) {
         None::<&str>,
     )
     .unwrap();
+    let t1 = Instant::now();
     fs::create_dir(target).unwrap();
     nix::mount::mount(
         Some(staging),
@@ -99,11 +118,14 @@ fn direct_cycle(file: &Path, nqn: &str, staging: &Path, target: &Path) {
         None::<&str>,
     )
     .unwrap();
+    let t2 = Instant::now();
     nix::mount::umount2(target, MntFlags::UMOUNT_NOFOLLOW).unwrap();
     fs::remove_dir(target).unwrap();
+    let t3 = Instant::now();
     nix::mount::umount2(staging, MntFlags::UMOUNT_NOFOLLOW).unwrap();
     loop_device::detach(Path::new("/dev"), number).unwrap();
     wait_detached(number);
+    steps([t0, t1, t2, t3, Instant::now()])
 }
 
 async fn helper_cycle(
@@ -112,7 +134,8 @@ async fn helper_cycle(
     nqn: &str,
     staging: &Path,
     target: &Path,
-) {
+) -> StepTimes {
+    let t0 = Instant::now();
     c.stage(StageRequest {
         volume_id: id.into(),
         target: Some(Target {
@@ -132,6 +155,7 @@ async fn helper_cycle(
     })
     .await
     .unwrap();
+    let t1 = Instant::now();
     c.publish(PublishRequest {
         volume_id: id.into(),
         staging_path: staging.display().to_string(),
@@ -143,12 +167,14 @@ async fn helper_cycle(
     })
     .await
     .unwrap();
+    let t2 = Instant::now();
     c.unpublish(UnpublishRequest {
         volume_id: id.into(),
         target_path: target.display().to_string(),
     })
     .await
     .unwrap();
+    let t3 = Instant::now();
     c.unstage(UnstageRequest {
         volume_id: id.into(),
         staging_path: staging.display().to_string(),
@@ -156,6 +182,13 @@ async fn helper_cycle(
     })
     .await
     .unwrap();
+    steps([t0, t1, t2, t3, Instant::now()])
+}
+
+/// Median of step `i` over all cycles, in microseconds.
+fn step_median_us(cycles: &[StepTimes], i: usize) -> f64 {
+    let mut v: Vec<Duration> = cycles.iter().map(|c| c[i]).collect();
+    median(&mut v).as_secs_f64() * 1e6
 }
 
 fn main() {
@@ -251,22 +284,21 @@ fn main() {
         ));
         direct_cycle(&files[1], &d_nqn, &d_staging, &d_target);
     }
-    let mut through_helper = Vec::with_capacity(cycles);
-    let mut direct = Vec::with_capacity(cycles);
+    let mut helper_steps = Vec::with_capacity(cycles);
+    let mut direct_steps = Vec::with_capacity(cycles);
     for _ in 0..cycles {
-        let t = Instant::now();
-        runtime.block_on(helper_cycle(
+        helper_steps.push(runtime.block_on(helper_cycle(
             &mut client,
             "pvc-bench-helper",
             &h_nqn,
             &h_staging,
             &h_target,
-        ));
-        through_helper.push(t.elapsed());
-        let t = Instant::now();
-        direct_cycle(&files[1], &d_nqn, &d_staging, &d_target);
-        direct.push(t.elapsed());
+        )));
+        direct_steps.push(direct_cycle(&files[1], &d_nqn, &d_staging, &d_target));
     }
+    let total = |c: &StepTimes| c.iter().sum::<Duration>();
+    let mut through_helper: Vec<Duration> = helper_steps.iter().map(total).collect();
+    let mut direct: Vec<Duration> = direct_steps.iter().map(total).collect();
     std::thread::sleep(Duration::from_millis(500));
     let idle_end = status_kib(pid, "VmRSS:");
     let peak = status_kib(pid, "VmHWM:");
@@ -290,6 +322,14 @@ fn main() {
         "  ratio (medians):     {ratio:.3}x   target <= 1.15x   {}",
         if ratio <= 1.15 { "MET" } else { "MISSED" }
     );
+    println!("  per step (medians, µs):   helper     direct");
+    for (i, step) in STEPS.iter().enumerate() {
+        println!(
+            "    {step:<10}          {:>9.0}  {:>9.0}",
+            step_median_us(&helper_steps, i),
+            step_median_us(&direct_steps, i)
+        );
+    }
     println!(
         "  helper RSS: idle {:.1} MiB at start, {:.1} MiB after the cycles, peak (VmHWM) {:.1} MiB   target idle < 15 MiB   {}",
         idle_start as f64 / 1024.0,

@@ -195,8 +195,9 @@ pub fn parse(fs: FsType, head: &[u8]) -> std::result::Result<Geometry, Superbloc
 }
 
 /// Reads the superblock of `fs` on `device` (a block device or an image file) and the
-/// device's size. Blocking. Cached pages of the device are dropped first (a hint), so that an
-/// unmounted device is read as it is on disk.
+/// device's size. Blocking. Cached pages of the device are dropped first and readahead is
+/// turned off for this open (both hints), so that an unmounted device is read as it is on disk
+/// and only the superblock page is fetched.
 pub fn measure(device: &Path, fs: FsType) -> Result<Measured> {
     let io = |operation: &'static str| {
         move |source: std::io::Error| HelperError::Io {
@@ -206,13 +207,15 @@ pub fn measure(device: &Path, fs: FsType) -> Result<Measured> {
         }
     };
     let mut file = File::open(device).map_err(io("open"))?;
-    if let Err(errno) = nix::fcntl::posix_fadvise(
-        &file,
-        0,
-        0,
+    // Drop what is cached, and read only the page asked for: with the default readahead a
+    // 4 KiB read fetches a whole window from the device, which over a network is real time.
+    for advice in [
         nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
-    ) {
-        tracing::debug!(device = %device.display(), %errno, "dropping cached pages failed");
+        nix::fcntl::PosixFadviseAdvice::POSIX_FADV_RANDOM,
+    ] {
+        if let Err(errno) = nix::fcntl::posix_fadvise(&file, 0, 0, advice) {
+            tracing::debug!(device = %device.display(), %errno, ?advice, "advising the page cache failed");
+        }
     }
     let mut head = vec![0u8; HEAD_BYTES];
     let mut got = 0;

@@ -9,7 +9,7 @@
 //! free loop device, and the loop device plays the namespace block device. Everything above
 //! the fabric (probe, mkfs, mount, publish, unstage) is the production code path.
 //!
-//! Nothing is remembered in memory: an attachment is found again after a helper restart from
+//! Sysfs is the only truth: an attachment is found again after a helper restart from
 //! sysfs (`class/block/loopN/loop/backing_file` under the backing directory, named
 //! `<slot>.img`), and `lo_file_name` carries the NQN (its first 63 bytes, all the field holds)
 //! as a marker that the helper made the attachment. A loop device on one of our files without
@@ -18,11 +18,20 @@
 //! it counts as "deleting", is no longer resolved as the NQN's device, and a new connect
 //! attaches a fresh loop device, which is how a stale mount arises and is recovered in tests.
 //! Loop connections report address 127.0.0.1 and port 0: there is no network behind them.
+//!
+//! Finding an NQN's loop device means reading the attributes of every loop device on the node;
+//! a stage touches the fabric half a dozen times, so the helper keeps a hint, NQN → loop number,
+//! set when it attaches or finds exactly one live attachment, and checks the hinted device alone
+//! first. A hint is only a guess to verify: the device must still be attached to that NQN's file,
+//! carry our marker and have no detach pending, or the hint is dropped and every loop device is
+//! read again. It is lost with the process, and a restart simply starts by reading them all.
 
+use std::collections::HashMap;
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -64,6 +73,7 @@ pub struct LoopFabric {
     sysfs_root: PathBuf,
     dev_root: PathBuf,
     connect_lock: tokio::sync::Mutex<()>,
+    hints: Arc<Mutex<HashMap<Nqn, u32>>>,
 }
 
 impl LoopFabric {
@@ -87,6 +97,7 @@ impl LoopFabric {
             sysfs_root: sysfs_root.into(),
             dev_root: dev_root.into(),
             connect_lock: tokio::sync::Mutex::new(()),
+            hints: Arc::default(),
         })
     }
 
@@ -205,24 +216,61 @@ impl LoopFabric {
             else {
                 continue;
             };
-            let dir = class.join(&name).join("loop");
-            // An unattached loop device has no `loop/` directory.
-            let Ok(text) = read_attr(&dir.join("backing_file")) else {
-                continue;
-            };
-            let backing = PathBuf::from(text.strip_suffix(DELETED_SUFFIX).unwrap_or(&text));
-            let Some(nqn) = self.nqn_for_file(&backing) else {
-                continue;
-            };
-            let detach_pending = read_attr(&dir.join("autoclear")).is_ok_and(|v| v == "1");
-            out.push(Attachment {
-                number,
-                backing_file: backing,
-                nqn,
-                detach_pending,
-            });
+            out.extend(self.attachment_at(number));
         }
         Ok(out)
+    }
+
+    /// Loop device `number`, if it is attached to one of our files (from sysfs only).
+    fn attachment_at(&self, number: u32) -> Option<Attachment> {
+        let dir = self
+            .sysfs_root
+            .join("class")
+            .join("block")
+            .join(format!("loop{number}"))
+            .join("loop");
+        // An unattached loop device has no `loop/` directory.
+        let text = read_attr(&dir.join("backing_file")).ok()?;
+        let backing = PathBuf::from(text.strip_suffix(DELETED_SUFFIX).unwrap_or(&text));
+        let nqn = self.nqn_for_file(&backing)?;
+        let detach_pending = read_attr(&dir.join("autoclear")).is_ok_and(|v| v == "1");
+        Some(Attachment {
+            number,
+            backing_file: backing,
+            nqn,
+            detach_pending,
+        })
+    }
+
+    fn hint(&self, nqn: &Nqn) -> Option<u32> {
+        let hints = self.hints.lock().unwrap_or_else(PoisonError::into_inner);
+        hints.get(nqn).copied()
+    }
+
+    fn remember(&self, nqn: &Nqn, number: u32) {
+        let mut hints = self.hints.lock().unwrap_or_else(PoisonError::into_inner);
+        hints.insert(nqn.clone(), number);
+    }
+
+    fn forget(&self, nqn: &Nqn) {
+        let mut hints = self.hints.lock().unwrap_or_else(PoisonError::into_inner);
+        hints.remove(nqn);
+    }
+
+    /// Whether loop `number` is a live attachment of ours for `nqn`: attached to its file, not
+    /// detach-pending, carrying our marker.
+    fn is_live_ours(&self, number: u32, nqn: &Nqn) -> Result<bool> {
+        let Some(a) = self.attachment_at(number) else {
+            return Ok(false);
+        };
+        if &a.nqn != nqn || a.detach_pending {
+            return Ok(false);
+        }
+        Ok(
+            loop_device::status(&self.dev_root, number)?.is_some_and(|s| {
+                !s.detach_pending() && s.file_name == loop_device::truncate_name(nqn.as_str())
+            }),
+        )
     }
 
     fn attachments_of(&self, nqn: &Nqn) -> Result<Vec<Attachment>> {
@@ -237,8 +285,23 @@ impl LoopFabric {
             .map(|status| status.file_name == loop_device::truncate_name(nqn.as_str())))
     }
 
-    /// Our live (not detach-pending, marked) attachments of `nqn`, and the foreign ones.
+    /// Our live (not detach-pending, marked) attachments of `nqn`, and the foreign ones: the
+    /// hinted device alone when it still is one, else from every loop device.
     fn live_of(&self, nqn: &Nqn) -> Result<LiveAttachments> {
+        if let Some(number) = self.hint(nqn) {
+            if self.is_live_ours(number, nqn)? {
+                return Ok((vec![number], Vec::new()));
+            }
+            self.forget(nqn);
+        }
+        let (ours, foreign) = self.live_of_scanned(nqn)?;
+        if let [only] = ours.as_slice() {
+            self.remember(nqn, *only);
+        }
+        Ok((ours, foreign))
+    }
+
+    fn live_of_scanned(&self, nqn: &Nqn) -> Result<LiveAttachments> {
         let mut ours = Vec::new();
         let mut foreign = Vec::new();
         for a in self.attachments_of(nqn)? {
@@ -286,6 +349,7 @@ impl LoopFabric {
         let number = blocking("connecting", &spec.nqn, move || {
             let file = me.find_backing_file(&nqn)?;
             let number = loop_device::attach(&me.dev_root, &file, nqn.as_str())?;
+            me.remember(&nqn, number);
             tracing::info!(%nqn, file = %file.display(), device = %me.node(number).display(), "attached loop device");
             Ok::<_, HelperError>(number)
         })
@@ -294,6 +358,7 @@ impl LoopFabric {
     }
 
     async fn disconnect_impl(&self, nqn: &Nqn, deadline: Instant) -> Result<usize> {
+        self.forget(nqn);
         let me = self.snapshot();
         let owner = nqn.clone();
         let detached = blocking("disconnecting", nqn, move || {
@@ -316,9 +381,8 @@ impl LoopFabric {
         for a in &detached {
             loop {
                 let still = self
-                    .scan()?
-                    .into_iter()
-                    .any(|b| b.number == a.number && b.backing_file == a.backing_file);
+                    .attachment_at(a.number)
+                    .is_some_and(|b| b.backing_file == a.backing_file);
                 if !still {
                     tracing::info!(%nqn, device = %self.node(a.number).display(), "detached loop device");
                     break;
@@ -344,6 +408,7 @@ impl LoopFabric {
             sysfs_root: self.sysfs_root.clone(),
             dev_root: self.dev_root.clone(),
             connect_lock: tokio::sync::Mutex::new(()),
+            hints: Arc::clone(&self.hints),
         })
     }
 

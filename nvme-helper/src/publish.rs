@@ -18,9 +18,9 @@
 //! mount, so read-only raw block is advisory — the container runtime's device permissions are
 //! what enforce it.)
 //!
-//! Unpublish verifies the target is a mount point, unmounts every layer, verifies nothing is
-//! left, and only then removes the target entry: `rmdir` for a directory, `unlink` for a file,
-//! never a recursive delete. A target that is already gone is success.
+//! Unpublish unmounts every layer stacked at the target until the kernel answers that nothing
+//! is mounted there, and only then removes the target entry: `rmdir` for a directory, `unlink`
+//! for a file, never a recursive delete. A target that is already gone is success.
 
 use std::path::Path;
 use std::time::Instant;
@@ -278,16 +278,10 @@ impl Node {
         let path = target.as_path();
         let table = self.mount_table().await?;
         if table.is_mount_point(path) {
+            // Unmounting ends only when the kernel itself answers "not a mount point", and
+            // removing a directory or file that is still a mount point fails with EBUSY, so
+            // nothing mounted can be removed.
             self.unmount_path(path).await?;
-            let after = self.mount_table().await?;
-            if after.is_mount_point(path) {
-                return Err(HelperError::Mount {
-                    operation: "unmount",
-                    target: path.to_path_buf(),
-                    detail: " (still a mount point after unmounting)".into(),
-                    source: std::io::Error::from_raw_os_error(libc::EBUSY),
-                });
-            }
         }
         let entry = path.to_path_buf();
         Node::blocking("removing", path, move || mounts::remove_entry(&entry)).await

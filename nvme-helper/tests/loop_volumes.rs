@@ -735,6 +735,95 @@ async fn block_volumes_publish_the_device_node_at_a_file() {
     wait_detached(&v.file).await;
 }
 
+/// Detaches loop `number` by hand and attaches `file` to that same number with `losetup`, as
+/// an administrator (or another tool) would; false when another test took the number between.
+fn reattach_by_hand(number: u32, file: &Path) -> bool {
+    nvme_helper::loop_device::detach(Path::new("/dev"), number).unwrap();
+    let gone = Instant::now() + Duration::from_secs(10);
+    while Path::new(&format!("/sys/class/block/loop{number}/loop")).exists() {
+        assert!(Instant::now() < gone, "loop{number} never detached");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Command::new("losetup")
+        .arg(format!("/dev/loop{number}"))
+        .arg(file)
+        .status()
+        .expect("losetup is missing: apt-get install util-linux")
+        .success()
+}
+
+/// The helper remembers which loop device it found for an NQN and checks that one first; this
+/// proves the check: once the device is detached behind its back and reused for another
+/// volume's file, the old volume is never given that device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loop_device_reused_for_another_volume_is_never_taken_for_the_old_one() {
+    let (bed, mut c) = Bed::new().await;
+    let a = bed.volume("pvc-hint-a", 16);
+    let b = bed.volume("pvc-hint-b", 16);
+    let staging = bed.staging(&a);
+    let mut reused = None;
+    for _ in 0..5 {
+        stage(&mut c, &a, &staging, None).await;
+        let numbers = attached(&a.file);
+        assert_eq!(numbers.len(), 1, "{numbers:?}");
+        if reattach_by_hand(numbers[0], &b.file) {
+            reused = Some(numbers[0]);
+            break;
+        }
+    }
+    let number = reused.expect("could not reattach the loop number by hand in five tries");
+    assert_eq!(attached(&b.file), vec![number]);
+
+    let target = bed.block_target(&a, "pod-hint");
+    let refused = c
+        .publish(req(PublishRequest {
+            volume_id: a.id.clone(),
+            staging_path: staging.display().to_string(),
+            target_path: target.display().to_string(),
+            access_type: AccessType::Block as i32,
+            read_only: false,
+            mount_options: vec![],
+            single_target: false,
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("no block device"), "{refused:?}");
+    assert_eq!(
+        mounts_at(&target),
+        0,
+        "nothing was published from loop{number}"
+    );
+
+    // A new stage attaches a fresh device for the old volume and leaves the other one alone.
+    stage(&mut c, &a, &staging, None).await;
+    let fresh = attached(&a.file);
+    assert_eq!(fresh.len(), 1, "{fresh:?}");
+    assert_ne!(fresh[0], number);
+    publish(&mut c, &a, &staging, &target, true, false).await;
+    let payload = b"volume a, not volume b";
+    OpenOptions::new()
+        .write(true)
+        .open(&target)
+        .unwrap()
+        .write_all_at(payload, MIB)
+        .unwrap();
+    let mut back = vec![0u8; payload.len()];
+    File::open(&a.file)
+        .unwrap()
+        .read_exact_at(&mut back, MIB)
+        .unwrap();
+    assert_eq!(&back, payload);
+    unpublish(&mut c, &a, &target).await.unwrap();
+    unstage(&mut c, &a, &staging).await.unwrap();
+    wait_detached(&a.file).await;
+    assert_eq!(
+        attached(&b.file),
+        vec![number],
+        "the hand-made attachment is not ours to detach"
+    );
+}
+
 /// A publish request of a single-target (SINGLE_NODE_SINGLE_WRITER) volume.
 fn single_target_publish(v: &Volume, staging: &Path, target: &Path, block: bool) -> PublishRequest {
     PublishRequest {
