@@ -120,6 +120,11 @@ impl Node {
         &self.records
     }
 
+    /// The per-volume guards (which volumes have an operation running).
+    pub fn guards(&self) -> &VolumeGuards {
+        &self.guards
+    }
+
     /// `now + cap`, or the caller's deadline when that comes first.
     pub(crate) fn deadline(caller: Option<std::time::Instant>, cap: Duration) -> Instant {
         let own = Instant::now() + cap;

@@ -7,6 +7,11 @@
 //! NQN's device) must be the device the NQN resolves to now. A newly stale volume is logged and
 //! counted once in `rds_csi_stale_mounts_detected_total`; the repair itself is done by the next
 //! stage or publish of the volume, which holds the volume's guard (this loop never mounts).
+//!
+//! A volume with an operation in progress is not judged: an unstage disconnects before it
+//! removes the record, so for a moment every unstaging volume looks like one whose device is
+//! gone. A volume is skipped while its guard is held, and a stale verdict only counts when,
+//! after it, no operation has started and the record on disk is still the one judged.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +19,7 @@ use std::time::Duration;
 use crate::mounts::{block_devno, entry_devno};
 use crate::node::Node;
 use crate::nqn::Nqn;
-use crate::stage_record::RecordedAccess;
+use crate::stage_record::{RecordedAccess, StageRecord};
 use crate::stats::Condition;
 
 /// What one sweep found.
@@ -65,6 +70,9 @@ pub async fn sweep(node: &Node) -> Sweep {
         let Ok(nqn) = Nqn::new(record.nqn.clone()) else {
             continue;
         };
+        if !settled(node, &record) {
+            continue;
+        }
         let condition = match record.access {
             RecordedAccess::Filesystem => match table.top_at(&record.staging_path) {
                 Some(top) => node.condition_for(&nqn, entry_devno(top)).await,
@@ -80,6 +88,9 @@ pub async fn sweep(node: &Node) -> Sweep {
                 },
             },
         };
+        if condition.stale && !settled(node, &record) {
+            continue;
+        }
         out.checked += 1;
         if condition.stale {
             tracing::warn!(volume_id = %record.volume_id, %nqn, reason = %condition.message, "stale mount detected");
@@ -91,4 +102,13 @@ pub async fn sweep(node: &Node) -> Sweep {
         }
     }
     out
+}
+
+/// Whether no operation runs on the record's volume and the record is still on disk as it was.
+fn settled(node: &Node, record: &StageRecord) -> bool {
+    !node.guards().is_busy(&record.volume_id)
+        && node
+            .records()
+            .load(&record.volume_id)
+            .is_ok_and(|now| now.as_ref() == Some(record))
 }

@@ -47,6 +47,14 @@ impl VolumeGuards {
         })
     }
 
+    /// Whether an operation on `volume_id` is running now.
+    pub fn is_busy(&self, volume_id: &str) -> bool {
+        self.busy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(volume_id)
+    }
+
     /// How many volumes are busy now.
     pub fn in_progress(&self) -> usize {
         self.busy
@@ -74,6 +82,8 @@ mod tests {
     fn a_second_call_on_the_same_volume_is_aborted_until_the_first_ends() {
         let guards = VolumeGuards::new();
         let first = guards.acquire("pvc-1", "stage").unwrap();
+        assert!(guards.is_busy("pvc-1"));
+        assert!(!guards.is_busy("pvc-2"));
         let err = guards.acquire("pvc-1", "unstage").unwrap_err();
         assert_eq!(err.code(), tonic::Code::Aborted);
         let text = err.to_string();

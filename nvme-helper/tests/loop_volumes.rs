@@ -984,6 +984,14 @@ async fn a_stale_mount_is_reported_and_recovered_by_the_next_stage() {
         st.condition_message
     );
 
+    // While an operation runs on the volume (an unstage disconnects before it removes the
+    // record), the sweep does not judge it.
+    let running = bed.node().guards().acquire(&v.id, "unstage").unwrap();
+    let sweep = nvme_helper::stale_monitor::sweep(bed.node()).await;
+    assert!(sweep.stale.is_empty(), "{sweep:?}");
+    assert_eq!(bed.node().metrics().stale_detected_count(), 0);
+    drop(running);
+
     let sweep = nvme_helper::stale_monitor::sweep(bed.node()).await;
     assert_eq!(sweep.stale.len(), 1, "{sweep:?}");
     nvme_helper::stale_monitor::sweep(bed.node()).await;
