@@ -44,6 +44,7 @@ pub mod stage_record;
 pub mod stale_monitor;
 pub mod stats;
 pub mod sysfs;
+pub mod sysfs_handles;
 pub mod unstage;
 pub mod volume_guard;
 pub mod volume_metrics;

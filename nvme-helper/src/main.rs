@@ -97,6 +97,22 @@ fn run_doctor(args: &cli::Args, doctor: &cli::DoctorArgs) -> ExitCode {
     }
 }
 
+/// Raises the soft open-file limit to the hard one (as the Go runtime does for every program):
+/// the loop fabric keeps two sysfs files open per attached loop device (`sysfs_handles`, a
+/// quarter of the soft limit at most), and a soft limit of 1,024 would leave it few.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(error) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::debug!(%error, soft, hard, "cannot raise the open-file limit");
+            }
+        }
+        Ok(_) => {}
+        Err(error) => tracing::debug!(%error, "cannot read the open-file limit"),
+    }
+}
+
 async fn run(args: cli::Args) -> Result<(), MainError> {
     // Flags first: a bad value fails before anything starts.
     let prefix = args.prefix()?;
@@ -107,6 +123,7 @@ async fn run(args: cli::Args) -> Result<(), MainError> {
         "cleaning up orphaned connections",
     )?;
     let identity = HostIdentity::load_or_create(&args.identity_files())?;
+    raise_open_file_limit();
     let fabric: Arc<dyn Fabric> = match loop_dir {
         Some(dir) => Arc::new(LoopFabric::new(
             dir,

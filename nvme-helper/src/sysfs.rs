@@ -506,27 +506,41 @@ impl Sysfs {
 
 /// Reads one attribute file: at most `ATTR_LIMIT` bytes, UTF-8, trimmed, non-empty.
 pub(crate) fn read_attr(path: &Path) -> Result<String> {
-    let fail = |problem| HelperError::SysfsAttr {
-        path: path.to_path_buf(),
-        problem,
-    };
-    let file = fs::File::open(path).map_err(|e| {
-        fail(match e.kind() {
-            io::ErrorKind::NotFound => AttrProblem::Missing,
-            _ => AttrProblem::Unreadable(e.to_string()),
-        })
-    })?;
+    let file = fs::File::open(path).map_err(|e| open_error(path, &e))?;
     let mut bytes = Vec::new();
     file.take(ATTR_LIMIT as u64 + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| fail(AttrProblem::Unreadable(e.to_string())))?;
-    if bytes.len() > ATTR_LIMIT {
-        return Err(fail(AttrProblem::TooLong { limit: ATTR_LIMIT }));
+        .map_err(|e| attr_error(path, AttrProblem::Unreadable(e.to_string())))?;
+    attr_text(bytes).map_err(|problem| attr_error(path, problem))
+}
+
+/// The error for an attribute file that could not be opened.
+pub(crate) fn open_error(path: &Path, e: &io::Error) -> HelperError {
+    attr_error(
+        path,
+        match e.kind() {
+            io::ErrorKind::NotFound => AttrProblem::Missing,
+            _ => AttrProblem::Unreadable(e.to_string()),
+        },
+    )
+}
+
+pub(crate) fn attr_error(path: &Path, problem: AttrProblem) -> HelperError {
+    HelperError::SysfsAttr {
+        path: path.to_path_buf(),
+        problem,
     }
-    let text = String::from_utf8(bytes).map_err(|_| fail(AttrProblem::NotUtf8))?;
+}
+
+/// An attribute's content as text: at most `ATTR_LIMIT` bytes, UTF-8, trimmed, non-empty.
+pub(crate) fn attr_text(bytes: Vec<u8>) -> std::result::Result<String, AttrProblem> {
+    if bytes.len() > ATTR_LIMIT {
+        return Err(AttrProblem::TooLong { limit: ATTR_LIMIT });
+    }
+    let text = String::from_utf8(bytes).map_err(|_| AttrProblem::NotUtf8)?;
     let trimmed = text.trim_matches(|c: char| c.is_whitespace() || c == '\0');
     if trimmed.is_empty() {
-        return Err(fail(AttrProblem::Empty));
+        return Err(AttrProblem::Empty);
     }
     Ok(trimmed.to_string())
 }

@@ -824,6 +824,59 @@ async fn a_loop_device_reused_for_another_volume_is_never_taken_for_the_old_one(
     );
 }
 
+/// The loop fabric reads loop attributes through sysfs files it keeps open between scans
+/// (`sysfs_handles`); this proves a kept file never outlives its device's attachment: once
+/// loopN is detached and attached to another volume's file, the next scan reports the new
+/// file for loopN, and once it is detached, nothing.
+#[test]
+fn a_scan_follows_a_loop_device_through_detach_and_reattach() {
+    let bed = Bed::bare();
+    let fabric = LoopFabric::new(
+        &bed.backing,
+        NqnPrefix::new(PREFIX).unwrap(),
+        "/sys",
+        "/dev",
+    )
+    .unwrap();
+    let a = bed.volume("pvc-kept-a", 16);
+    let b = bed.volume("pvc-kept-b", 16);
+    let on = |number: u32| -> Vec<PathBuf> {
+        fabric
+            .scan()
+            .unwrap()
+            .into_iter()
+            .filter(|at| at.number == number)
+            .map(|at| at.backing_file)
+            .collect()
+    };
+    let mut reused = None;
+    for _ in 0..5 {
+        let number = nvme_helper::loop_device::attach(Path::new("/dev"), &a.file, &a.nqn).unwrap();
+        // Read twice: the second scan goes through the files the first one kept open.
+        assert_eq!(on(number), vec![a.file.clone()]);
+        assert_eq!(on(number), vec![a.file.clone()]);
+        if reattach_by_hand(number, &b.file) {
+            reused = Some(number);
+            break;
+        }
+    }
+    let number = reused.expect("could not reattach the loop number by hand in five tries");
+    assert_eq!(
+        on(number),
+        vec![b.file.clone()],
+        "loop{number} now belongs to the other volume"
+    );
+    nvme_helper::loop_device::detach(Path::new("/dev"), number).unwrap();
+    let gone = Instant::now() + Duration::from_secs(10);
+    while !on(number).is_empty() {
+        assert!(
+            Instant::now() < gone,
+            "loop{number} is still reported after its detach"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// A publish request of a single-target (SINGLE_NODE_SINGLE_WRITER) volume.
 fn single_target_publish(v: &Volume, staging: &Path, target: &Path, block: bool) -> PublishRequest {
     PublishRequest {
