@@ -81,6 +81,26 @@ pub trait Fabric: Send + Sync {
     /// The same list as `connections`, read synchronously with sysfs reads only: what a
     /// metrics scrape can afford (it must never wait on the kernel's connect machinery).
     fn scrape_connections(&self) -> Result<Vec<Connection>>;
+
+    /// The states of `nqn`'s connections (empty: not connected): what a volume condition
+    /// needs, which a fabric may answer without reading every connection on the node.
+    fn connection_states<'a>(&'a self, nqn: &'a Nqn) -> FabricFuture<'a, Vec<ControllerState>> {
+        Box::pin(async move {
+            Ok(self
+                .connections()
+                .await?
+                .into_iter()
+                .filter(|c| &c.nqn == nqn)
+                .map(|c| c.state)
+                .collect())
+        })
+    }
+
+    /// Whether the fabric can be read at all (a health check): as cheap as the fabric allows,
+    /// independent of how many connections there are.
+    fn check_readable(&self) -> Result<()> {
+        self.scrape_connections().map(|_| ())
+    }
 }
 
 /// The fabric backed by the Linux kernel's NVMe/TCP initiator.
@@ -372,6 +392,10 @@ impl Fabric for KernelFabric {
 
     fn scrape_connections(&self) -> Result<Vec<Connection>> {
         self.connections_now()
+    }
+
+    fn check_readable(&self) -> Result<()> {
+        self.sysfs.controller_refs().map(|_| ())
     }
 }
 

@@ -380,7 +380,7 @@ impl NodeHelper for HelperService {
                 reason,
             }));
         }
-        let (ready, reason) = match self.node.fabric().scrape_connections() {
+        let (ready, reason) = match self.node.fabric().check_readable() {
             Ok(_) => (true, String::new()),
             Err(e) => (false, format!("the fabric cannot be read: {e}")),
         };

@@ -74,6 +74,17 @@ pub struct Attachment {
     pub detach_pending: bool,
 }
 
+impl Attachment {
+    /// The controller state a loop attachment stands for: deleting once a detach is pending.
+    pub fn state(&self) -> ControllerState {
+        if self.detach_pending {
+            ControllerState::Deleting
+        } else {
+            ControllerState::Live
+        }
+    }
+}
+
 /// The loop-device fabric.
 #[derive(Debug)]
 pub struct LoopFabric {
@@ -479,13 +490,9 @@ impl LoopFabric {
             .scan()?
             .into_iter()
             .map(|a| Connection {
+                state: a.state(),
                 nqn: a.nqn,
                 controller: ControllerRef { instance: a.number },
-                state: if a.detach_pending {
-                    ControllerState::Deleting
-                } else {
-                    ControllerState::Live
-                },
                 traddr: IpAddr::V4(Ipv4Addr::LOCALHOST),
                 trsvcid: 0,
             })
@@ -602,6 +609,38 @@ impl Fabric for LoopFabric {
 
     fn scrape_connections(&self) -> Result<Vec<Connection>> {
         self.connections_now()
+    }
+
+    /// The hinted device alone when it is still a live attachment of ours (`[Live]`), else
+    /// every attachment of `nqn` found by reading all loop devices.
+    fn connection_states<'a>(&'a self, nqn: &'a Nqn) -> FabricFuture<'a, Vec<ControllerState>> {
+        Box::pin(async move {
+            let me = self.snapshot();
+            let owner = nqn.clone();
+            blocking("inspecting", nqn, move || {
+                if let Some(number) = me.hint(&owner)
+                    && me.is_live_ours(number, &owner)?
+                {
+                    return Ok(vec![ControllerState::Live]);
+                }
+                Ok(me
+                    .attachments_of(&owner)?
+                    .into_iter()
+                    .map(|a| a.state())
+                    .collect())
+            })
+            .await?
+        })
+    }
+
+    /// The loop devices can be listed (reading each one is what a scrape does).
+    fn check_readable(&self) -> Result<()> {
+        list_dir(&self.class_block())?
+            .map(|_| ())
+            .ok_or_else(|| HelperError::SysfsDir {
+                path: self.class_block(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            })
     }
 }
 
@@ -759,5 +798,32 @@ mod tests {
         assert_eq!(conns.len(), 2);
         assert_eq!(conns[0].state, ControllerState::Live);
         assert_eq!(conns[1].state, ControllerState::Deleting);
+
+        // Without a hint, one volume's states come from the same scan.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let states = |slot: &str| rt.block_on(f.connection_states(&nqn(slot))).unwrap();
+        assert_eq!(states("pvc-1"), vec![ControllerState::Live]);
+        assert_eq!(states("pvc-2"), vec![ControllerState::Deleting]);
+        assert_eq!(states("pvc-9"), Vec::<ControllerState>::new());
+    }
+
+    #[test]
+    fn health_needs_the_block_class_directory_and_nothing_more() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("rds");
+        fs::create_dir_all(&root).unwrap();
+        let fake = FakeSysfs::create(tmp.path().join("sys")).unwrap();
+        let f = fabric(&root, fake.root());
+        fake.add_block_device("loop0", 2048).unwrap();
+        f.check_readable().unwrap();
+
+        let missing = fabric(&root, &tmp.path().join("no-sysfs"));
+        let err = missing.check_readable().unwrap_err();
+        assert!(
+            matches!(&err, HelperError::SysfsDir { path, .. } if path.ends_with("class/block")),
+            "{err}"
+        );
     }
 }

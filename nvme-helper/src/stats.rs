@@ -140,12 +140,8 @@ impl Node {
 
     /// The condition of a mount of `devno` that should be `nqn`'s device.
     pub(crate) async fn condition_for(&self, nqn: &Nqn, devno: DevNo) -> Condition {
-        let states: Vec<ControllerState> = match self.fabric.connections().await {
-            Ok(list) => list
-                .iter()
-                .filter(|c| &c.nqn == nqn)
-                .map(|c| c.state)
-                .collect(),
+        let states: Vec<ControllerState> = match self.fabric.connection_states(nqn).await {
+            Ok(states) => states,
             Err(e) => return Condition::bad(format!("cannot list connections: {e}")),
         };
         let shown = || {
