@@ -230,10 +230,15 @@ impl LoopFabric {
         let names = list_dir(&self.class_block())?.unwrap_or_default();
         let numbers: Vec<u32> = names.iter().filter_map(|name| loop_number(name)).collect();
         self.close_handles_of_removed(&numbers);
-        let threads = std::thread::available_parallelism()
-            .map_or(1, NonZeroUsize::get)
-            .min(numbers.len() / LOOPS_PER_THREAD)
-            .max(1);
+        // Asking for the core count reads the cgroup files: only worth it for a big scan.
+        let threads = if numbers.len() < 2 * LOOPS_PER_THREAD {
+            1
+        } else {
+            std::thread::available_parallelism()
+                .map_or(1, NonZeroUsize::get)
+                .min(numbers.len() / LOOPS_PER_THREAD)
+                .max(1)
+        };
         if threads == 1 {
             return Ok(self.attachments_among(&numbers));
         }
