@@ -667,6 +667,16 @@ mod tests {
         .unwrap()
     }
 
+    /// A loop fabric over an empty backing dir (`<tmp>/rds`) and an empty fake sysfs tree.
+    fn on_fake_sysfs() -> (tempfile::TempDir, PathBuf, FakeSysfs, LoopFabric) {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("rds");
+        fs::create_dir_all(&root).unwrap();
+        let fake = FakeSysfs::create(tmp.path().join("sys")).unwrap();
+        let f = fabric(&root, fake.root());
+        (tmp, root, fake, f)
+    }
+
     fn nqn(slot: &str) -> Nqn {
         Nqn::new(format!("{PREFIX}{slot}")).unwrap()
     }
@@ -747,11 +757,7 @@ mod tests {
 
     #[test]
     fn scan_reads_attachments_and_pending_detaches_from_sysfs() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().join("rds");
-        fs::create_dir_all(&root).unwrap();
-        let fake = FakeSysfs::create(tmp.path().join("sys")).unwrap();
-        let f = fabric(&root, fake.root());
+        let (_tmp, _root, fake, f) = on_fake_sysfs();
         let base = f.backing_dir().to_path_buf();
         let add = |name: &str, backing: Option<String>, autoclear: &str| {
             fake.add_block_device(name, 2048).unwrap();
@@ -816,11 +822,7 @@ mod tests {
 
     #[test]
     fn health_needs_the_block_class_directory_and_nothing_more() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().join("rds");
-        fs::create_dir_all(&root).unwrap();
-        let fake = FakeSysfs::create(tmp.path().join("sys")).unwrap();
-        let f = fabric(&root, fake.root());
+        let (tmp, root, fake, f) = on_fake_sysfs();
         fake.add_block_device("loop0", 2048).unwrap();
         f.check_readable().unwrap();
 
