@@ -210,39 +210,6 @@ impl ControllerService {
         Ok(out)
     }
 
-    /// What makes a volume abnormal: not exported, or a live migration past its window.
-    fn condition(&self, id: &VolumeId, vol: Option<&gw::Volume>) -> VolumeCondition {
-        let mut problems = Vec::new();
-        match vol {
-            None => problems.push(
-                "the disk is missing on the RDS, yet the volume is still attached".to_string(),
-            ),
-            Some(v) if !v.exported => problems.push(
-                "the disk exists but is not exported over NVMe/TCP, so nodes cannot connect to it"
-                    .to_string(),
-            ),
-            Some(_) => {}
-        }
-        if let Some(m) = self.attachments.abnormal(id) {
-            problems.push(m);
-        }
-        if problems.is_empty() {
-            VolumeCondition {
-                abnormal: false,
-                message: format!(
-                    "exported over NVMe/TCP as {} on port {}",
-                    id.nqn(),
-                    vol.map(|v| v.nvme_port).unwrap_or_default()
-                ),
-            }
-        } else {
-            VolumeCondition {
-                abnormal: true,
-                message: problems.join("; "),
-            }
-        }
-    }
-
     async fn create(&self, req: CreateVolumeRequest) -> Result<CreateVolumeResponse> {
         if req.name.is_empty() {
             return Err(FrontendError::Missing("name"));
@@ -587,27 +554,32 @@ impl ControllerService {
         let vols = self.all_volumes().await?;
         let items: Vec<(String, (VolumeId, gw::Volume))> = vols
             .into_iter()
-            .filter_map(|v| {
+            .filter_map(|mut v| {
                 let id = VolumeId::parse("slot", &v.slot).ok()?;
-                Some((id.to_string(), (id, v)))
+                Some((std::mem::take(&mut v.slot), (id, v)))
             })
             .collect();
         let (entries, next_token) = page.page(items);
+        let statuses = self.attachments.statuses(entries.iter().map(|(id, _)| id));
         Ok(ListVolumesResponse {
             entries: entries
                 .into_iter()
-                .map(|(id, v)| list_volumes_response::Entry {
-                    volume: Some(csi::Volume {
-                        capacity_bytes: to_i64(v.size_bytes),
-                        volume_id: id.to_string(),
-                        volume_context: HashMap::new(),
-                        content_source: content_source_of(&v),
-                        accessible_topology: Vec::new(),
-                    }),
-                    status: Some(list_volumes_response::VolumeStatus {
-                        published_node_ids: self.attachments.nodes(&id),
-                        volume_condition: Some(self.condition(&id, Some(&v))),
-                    }),
+                .zip(statuses)
+                .map(|((id, v), (nodes, abnormal))| {
+                    let condition = condition(&id, Some(&v), abnormal);
+                    list_volumes_response::Entry {
+                        volume: Some(csi::Volume {
+                            capacity_bytes: to_i64(v.size_bytes),
+                            volume_id: id.into_string(),
+                            volume_context: HashMap::new(),
+                            content_source: content_source_of(&v),
+                            accessible_topology: Vec::new(),
+                        }),
+                        status: Some(list_volumes_response::VolumeStatus {
+                            published_node_ids: nodes,
+                            volume_condition: Some(condition),
+                        }),
+                    }
                 })
                 .collect(),
             next_token,
@@ -863,9 +835,45 @@ impl ControllerService {
             }),
             status: Some(csi::controller_get_volume_response::VolumeStatus {
                 published_node_ids: nodes,
-                volume_condition: Some(self.condition(&id, vol.as_ref())),
+                volume_condition: Some(condition(
+                    &id,
+                    vol.as_ref(),
+                    self.attachments.abnormal(&id),
+                )),
             }),
         })
+    }
+}
+
+/// What makes a volume abnormal: not exported, or a live migration past its window.
+fn condition(id: &VolumeId, vol: Option<&gw::Volume>, abnormal: Option<String>) -> VolumeCondition {
+    let mut problems = Vec::new();
+    match vol {
+        None => problems
+            .push("the disk is missing on the RDS, yet the volume is still attached".to_string()),
+        Some(v) if !v.exported => problems.push(
+            "the disk exists but is not exported over NVMe/TCP, so nodes cannot connect to it"
+                .to_string(),
+        ),
+        Some(_) => {}
+    }
+    if let Some(m) = abnormal {
+        problems.push(m);
+    }
+    if problems.is_empty() {
+        VolumeCondition {
+            abnormal: false,
+            message: format!(
+                "exported over NVMe/TCP as {} on port {}",
+                id.nqn(),
+                vol.map(|v| v.nvme_port).unwrap_or_default()
+            ),
+        }
+    } else {
+        VolumeCondition {
+            abnormal: true,
+            message: problems.join("; "),
+        }
     }
 }
 

@@ -127,6 +127,11 @@ impl VolumeId {
         &self.0
     }
 
+    /// The id as an owned string, without a copy.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+
     /// The uuid part, without `pvc-`.
     pub fn uuid(&self) -> &str {
         self.0.get(4..).unwrap_or_default()

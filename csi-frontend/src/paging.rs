@@ -48,16 +48,18 @@ impl PageRequest {
             Some(after) => items.partition_point(|(id, _)| id.as_str() <= after.as_str()),
             None => 0,
         };
-        let rest = items.split_off(start.min(items.len()));
-        let take = if self.max == 0 { rest.len() } else { self.max };
-        let more = rest.len() > take;
-        let mut page: Vec<(String, T)> = rest.into_iter().take(take).collect();
+        // In place: a page of everything is the whole list, and copying it twice showed in
+        // the profile of a 1,000-volume ListVolumes.
+        items.drain(..start.min(items.len()));
+        let take = if self.max == 0 { items.len() } else { self.max };
+        let more = items.len() > take;
+        items.truncate(take);
         let next = if more {
-            page.last().map(|(id, _)| id.clone()).unwrap_or_default()
+            items.last().map(|(id, _)| id.clone()).unwrap_or_default()
         } else {
             String::new()
         };
-        (page.drain(..).map(|(_, t)| t).collect(), next)
+        (items.into_iter().map(|(_, t)| t).collect(), next)
     }
 }
 

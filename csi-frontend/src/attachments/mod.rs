@@ -88,6 +88,22 @@ impl VolumeRecord {
             expired: now >= deadline,
         })
     }
+
+    /// The attached nodes, oldest first.
+    pub fn node_ids(&self) -> Vec<String> {
+        self.nodes.iter().map(|a| a.node.clone()).collect()
+    }
+
+    /// Why these attachments are abnormal, if they are: a migration past its window.
+    pub fn abnormal(&self, now: i64) -> Option<String> {
+        let m = self.migration(now)?;
+        m.expired.then(|| {
+            format!(
+                "the live migration from node {} to node {} did not finish within its window (started at unix time {}, deadline {}); both nodes are still attached and {} should be unpublished",
+                m.source, m.target, m.started_at, m.deadline, m.source
+            )
+        })
+    }
 }
 
 /// All attachments this controller knows about, by volume id.
@@ -295,7 +311,7 @@ impl Table {
     pub fn nodes(&self, volume: &str) -> Vec<String> {
         self.volumes
             .get(volume)
-            .map(|r| r.nodes.iter().map(|a| a.node.clone()).collect())
+            .map(VolumeRecord::node_ids)
             .unwrap_or_default()
     }
 
@@ -309,13 +325,15 @@ impl Table {
 
     /// Why the attachments of `volume` are abnormal, if they are.
     pub fn abnormal(&self, volume: &str, now: i64) -> Option<String> {
-        let m = self.volumes.get(volume)?.migration(now)?;
-        m.expired.then(|| {
-            format!(
-                "the live migration from node {} to node {} did not finish within its window (started at unix time {}, deadline {}); both nodes are still attached and {} should be unpublished",
-                m.source, m.target, m.started_at, m.deadline, m.source
-            )
-        })
+        self.volumes.get(volume)?.abnormal(now)
+    }
+
+    /// The nodes of `volume` and why its attachments are abnormal, from one look-up.
+    pub fn status(&self, volume: &str, now: i64) -> (Vec<String>, Option<String>) {
+        self.volumes
+            .get(volume)
+            .map(|r| (r.node_ids(), r.abnormal(now)))
+            .unwrap_or_default()
     }
 }
 
@@ -389,6 +407,22 @@ impl Attachments {
 
     pub fn nodes(&self, volume: &VolumeId) -> Vec<String> {
         self.read(|t| t.nodes(volume.as_str()))
+    }
+
+    /// The published nodes and any abnormal condition of each of `volumes`, all read under
+    /// one hold of the table's lock and one look at the clock (a ListVolumes answer of 1,000
+    /// volumes took the lock 2,000 times when it asked volume by volume).
+    pub fn statuses<'a>(
+        &self,
+        volumes: impl IntoIterator<Item = &'a VolumeId>,
+    ) -> Vec<(Vec<String>, Option<String>)> {
+        let now = (self.clock)();
+        self.read(|t| {
+            volumes
+                .into_iter()
+                .map(|v| t.status(v.as_str(), now))
+                .collect()
+        })
     }
 
     pub fn attached_volumes(&self) -> usize {
@@ -706,5 +740,35 @@ mod tests {
             att.publish(r).await,
             Err(AttachError::MigrationExpired { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn statuses_answer_each_volume_in_the_order_asked() {
+        let now = Arc::new(AtomicI64::new(1000));
+        let clock_now = now.clone();
+        let att = Attachments::with_clock(
+            Table::default(),
+            Arc::new(KubernetesRecord),
+            Arc::new(move || clock_now.load(Ordering::SeqCst)),
+        );
+        let (migrating, single, none) = (vol(1), vol(2), vol(3));
+        let (a, b) = (node("node-a"), node("node-b"));
+        let mut r = req(&migrating, &a, Sharing::Migratable);
+        r.migration_timeout_secs = 30;
+        att.publish(r).await.unwrap();
+        r.node = &b;
+        att.publish(r).await.unwrap();
+        att.publish(req(&single, &b, Sharing::Migratable))
+            .await
+            .unwrap();
+        now.store(1030, Ordering::SeqCst);
+        let got = att.statuses([&none, &single, &migrating]);
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0], (Vec::<String>::new(), None));
+        assert_eq!(got[1], (vec!["node-b".to_string()], None));
+        assert_eq!(got[2].0, ["node-a", "node-b"]);
+        // The same answer as asking one volume at a time.
+        assert_eq!(got[2].1, att.abnormal(&migrating));
+        assert!(got[2].1.as_deref().is_some_and(|m| m.contains("node-a")));
     }
 }
