@@ -717,15 +717,21 @@ mod tests {
         assert_eq!(att.nodes(&v).len(), 1);
     }
 
-    #[tokio::test]
-    async fn the_clock_drives_expiry() {
-        let now = Arc::new(AtomicI64::new(1000));
+    /// An empty table whose clock reads the returned cell (unix seconds), starting at `start`.
+    fn at_unix_time(start: i64) -> (Arc<AtomicI64>, Attachments) {
+        let now = Arc::new(AtomicI64::new(start));
         let clock_now = now.clone();
         let att = Attachments::with_clock(
             Table::default(),
             Arc::new(KubernetesRecord),
             Arc::new(move || clock_now.load(Ordering::SeqCst)),
         );
+        (now, att)
+    }
+
+    #[tokio::test]
+    async fn the_clock_drives_expiry() {
+        let (now, att) = at_unix_time(1000);
         let (v, a, b) = (vol(1), node("node-a"), node("node-b"));
         let mut r = req(&v, &a, Sharing::Migratable);
         r.migration_timeout_secs = 30;
@@ -744,13 +750,7 @@ mod tests {
 
     #[tokio::test]
     async fn statuses_answer_each_volume_in_the_order_asked() {
-        let now = Arc::new(AtomicI64::new(1000));
-        let clock_now = now.clone();
-        let att = Attachments::with_clock(
-            Table::default(),
-            Arc::new(KubernetesRecord),
-            Arc::new(move || clock_now.load(Ordering::SeqCst)),
-        );
+        let (now, att) = at_unix_time(1000);
         let (migrating, single, none) = (vol(1), vol(2), vol(3));
         let (a, b) = (node("node-a"), node("node-b"));
         let mut r = req(&migrating, &a, Sharing::Migratable);
