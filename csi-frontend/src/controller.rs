@@ -165,6 +165,8 @@ impl ControllerService {
                 .list_volumes(gw::ListVolumesRequest {
                     max_entries: 0,
                     starting_token: token.clone(),
+                    // Neither is part of a CSI listing; the NQN follows from the slot.
+                    without_paths: true,
                 })
                 .await
                 .map_err(FrontendError::relay(
@@ -566,7 +568,7 @@ impl ControllerService {
                 .into_iter()
                 .zip(statuses)
                 .map(|((id, v), (nodes, abnormal))| {
-                    let condition = condition(&id, Some(&v), abnormal);
+                    let condition = condition(Some(&v), abnormal);
                     list_volumes_response::Entry {
                         volume: Some(csi::Volume {
                             capacity_bytes: to_i64(v.size_bytes),
@@ -835,18 +837,14 @@ impl ControllerService {
             }),
             status: Some(csi::controller_get_volume_response::VolumeStatus {
                 published_node_ids: nodes,
-                volume_condition: Some(condition(
-                    &id,
-                    vol.as_ref(),
-                    self.attachments.abnormal(&id),
-                )),
+                volume_condition: Some(condition(vol.as_ref(), self.attachments.abnormal(&id))),
             }),
         })
     }
 }
 
 /// What makes a volume abnormal: not exported, or a live migration past its window.
-fn condition(id: &VolumeId, vol: Option<&gw::Volume>, abnormal: Option<String>) -> VolumeCondition {
+fn condition(vol: Option<&gw::Volume>, abnormal: Option<String>) -> VolumeCondition {
     let mut problems = Vec::new();
     match vol {
         None => problems
@@ -863,9 +861,10 @@ fn condition(id: &VolumeId, vol: Option<&gw::Volume>, abnormal: Option<String>) 
     if problems.is_empty() {
         VolumeCondition {
             abnormal: false,
+            // Short on purpose: a listing carries one per volume, and the NQN follows from
+            // the volume id.
             message: format!(
-                "exported over NVMe/TCP as {} on port {}",
-                id.nqn(),
+                "exported over NVMe/TCP on port {}",
                 vol.map(|v| v.nvme_port).unwrap_or_default()
             ),
         }

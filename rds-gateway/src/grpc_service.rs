@@ -260,7 +260,21 @@ impl Gateway for GatewayService {
                 .list(req.max_entries, &req.starting_token)
                 .await?;
             Ok(ListVolumesResponse {
-                volumes: page.items.into_iter().map(volume_message).collect(),
+                volumes: page
+                    .items
+                    .into_iter()
+                    .map(|v| {
+                        if req.without_paths {
+                            volume_message(VolumeInfo {
+                                nqn: None,
+                                file_path: None,
+                                ..v
+                            })
+                        } else {
+                            volume_message(v)
+                        }
+                    })
+                    .collect(),
                 next_token: page.next.map(|s| s.to_string()).unwrap_or_default(),
             })
         };

@@ -1181,6 +1181,7 @@ async fn list_pages_are_stable_and_bad_tokens_are_aborted() {
             .list_volumes(ListVolumesRequest {
                 max_entries: 2,
                 starting_token: token.clone(),
+                without_paths: false,
             })
             .await
             .unwrap()
@@ -1203,6 +1204,7 @@ async fn list_pages_are_stable_and_bad_tokens_are_aborted() {
                 c.list_volumes(ListVolumesRequest {
                     max_entries: 2,
                     starting_token: bad.into(),
+                    without_paths: false,
                 })
                 .await
             ),
@@ -1210,6 +1212,44 @@ async fn list_pages_are_stable_and_bad_tokens_are_aborted() {
             "{bad}"
         );
     }
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_without_paths_leaves_out_only_the_nqn_and_file_path() {
+    let h = Harness::start(Options::default()).await;
+    let mut c = h.client();
+    for s in ["pvc-b", "pvc-a"] {
+        c.create_volume(create(s, MIB, 0)).await.unwrap();
+    }
+    let list = |without_paths| {
+        let mut c = h.client();
+        async move {
+            c.list_volumes(ListVolumesRequest {
+                without_paths,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .volumes
+        }
+    };
+    let (full, lean) = (list(false).await, list(true).await);
+    assert_eq!(full.len(), 2);
+    assert!(
+        full.iter()
+            .all(|v| v.nqn.ends_with(&v.slot) && v.file_path.ends_with(".img"))
+    );
+    let cleared: Vec<_> = full
+        .into_iter()
+        .map(|v| Volume {
+            nqn: String::new(),
+            file_path: String::new(),
+            ..v
+        })
+        .collect();
+    assert_eq!(lean, cleared);
     h.shutdown().await;
 }
 

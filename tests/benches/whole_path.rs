@@ -652,6 +652,8 @@ async fn gateway_list_all(c: &Clients) -> Duration {
             x.list_volumes(req(gw::ListVolumesRequest {
                 max_entries: 0,
                 starting_token: token.clone(),
+                // As the frontend asks for its CSI listing.
+                without_paths: true,
             })),
         )
         .await;

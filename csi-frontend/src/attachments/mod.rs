@@ -335,6 +335,33 @@ impl Table {
             .map(|r| (r.node_ids(), r.abnormal(now)))
             .unwrap_or_default()
     }
+
+    /// [`Table::status`] of each of `volumes`, in the order asked. Asked in ascending order,
+    /// as a listing asks, the table is walked once beside them (a comparison or two per
+    /// volume instead of a tree search: a fifth of a 1,000-volume ListVolumes went to those
+    /// searches); a volume out of that order is searched for.
+    pub fn statuses<'a>(
+        &self,
+        volumes: impl IntoIterator<Item = &'a str>,
+        now: i64,
+    ) -> Vec<(Vec<String>, Option<String>)> {
+        let mut walk = self.volumes.iter().peekable();
+        let mut highest: Option<&str> = None;
+        volumes
+            .into_iter()
+            .map(|volume| {
+                if highest.is_some_and(|h| volume < h) {
+                    return self.status(volume, now);
+                }
+                highest = Some(volume);
+                while walk.next_if(|(k, _)| k.as_str() < volume).is_some() {}
+                match walk.peek() {
+                    Some((k, r)) if k.as_str() == volume => (r.node_ids(), r.abnormal(now)),
+                    _ => Default::default(),
+                }
+            })
+            .collect()
+    }
 }
 
 /// Where the table is made durable.
@@ -417,12 +444,7 @@ impl Attachments {
         volumes: impl IntoIterator<Item = &'a VolumeId>,
     ) -> Vec<(Vec<String>, Option<String>)> {
         let now = (self.clock)();
-        self.read(|t| {
-            volumes
-                .into_iter()
-                .map(|v| t.status(v.as_str(), now))
-                .collect()
-        })
+        self.read(|t| t.statuses(volumes.into_iter().map(VolumeId::as_str), now))
     }
 
     pub fn attached_volumes(&self) -> usize {
@@ -505,7 +527,7 @@ mod tests {
     fn vol(n: u8) -> VolumeId {
         VolumeId::parse(
             "volume_id",
-            &format!("pvc-0000000{n}-2222-3333-4444-555555555555"),
+            &format!("pvc-{n:08}-2222-3333-4444-555555555555"),
         )
         .unwrap()
     }
@@ -770,5 +792,40 @@ mod tests {
         // The same answer as asking one volume at a time.
         assert_eq!(got[2].1, att.abnormal(&migrating));
         assert!(got[2].1.as_deref().is_some_and(|m| m.contains("node-a")));
+    }
+
+    #[tokio::test]
+    async fn statuses_in_any_order_match_asking_one_at_a_time() {
+        let (_, att) = at_unix_time(1000);
+        let (a, b) = (node("node-a"), node("node-b"));
+        // Attached: every third of 1..=30, alternately on a and b; the rest never were.
+        for i in (3..=30).step_by(3) {
+            let n = if i % 2 == 0 { &a } else { &b };
+            att.publish(req(&vol(i), n, Sharing::SingleNode))
+                .await
+                .unwrap();
+        }
+        let one_at_a_time = |ids: &[VolumeId]| -> Vec<_> {
+            att.read(|t| ids.iter().map(|v| t.status(v.as_str(), 1000)).collect())
+        };
+        let ascending: Vec<VolumeId> = (1..=31).map(vol).collect();
+        let descending: Vec<VolumeId> = ascending.iter().rev().cloned().collect();
+        let shuffled: Vec<VolumeId> = [4, 9, 1, 30, 2, 12, 12, 31, 3, 27, 6]
+            .into_iter()
+            .map(vol)
+            .collect();
+        for ids in [
+            &ascending,
+            &descending,
+            &shuffled,
+            &ascending[7..9].to_vec(),
+        ] {
+            let got = att.statuses(ids.iter());
+            assert_eq!(got, one_at_a_time(ids), "asked {ids:?}");
+        }
+        let attached = att.statuses(ascending.iter());
+        assert_eq!(attached.iter().filter(|(n, _)| !n.is_empty()).count(), 10);
+        assert_eq!(attached[5].0, ["node-a"]);
+        assert_eq!(attached[8].0, ["node-b"]);
     }
 }
