@@ -175,7 +175,11 @@ impl ControllerService {
                     &Subject::default(),
                 ))?
                 .into_inner();
-            out.extend(page.volumes);
+            if out.is_empty() {
+                out = page.volumes; // the whole listing, as a rule: kept, not copied
+            } else {
+                out.extend(page.volumes);
+            }
             if page.next_token.is_empty() || page.next_token == token {
                 return Ok(out);
             }
@@ -203,7 +207,11 @@ impl ControllerService {
                     &Subject::default(),
                 ))?
                 .into_inner();
-            out.extend(page.snapshots);
+            if out.is_empty() {
+                out = page.snapshots;
+            } else {
+                out.extend(page.snapshots);
+            }
             if page.next_token.is_empty() || page.next_token == token {
                 return Ok(out);
             }
@@ -554,14 +562,14 @@ impl ControllerService {
             VolumeId::parse("starting_token", t).is_ok()
         })?;
         let vols = self.all_volumes().await?;
-        let items: Vec<(String, (VolumeId, gw::Volume))> = vols
+        let items: Vec<(VolumeId, gw::Volume)> = vols
             .into_iter()
             .filter_map(|mut v| {
-                let id = VolumeId::parse("slot", &v.slot).ok()?;
-                Some((std::mem::take(&mut v.slot), (id, v)))
+                let id = VolumeId::parse_owned("slot", std::mem::take(&mut v.slot)).ok()?;
+                Some((id, v))
             })
             .collect();
-        let (entries, next_token) = page.page(items);
+        let (entries, next_token) = page.page(items, |(id, _)| id.as_str());
         let statuses = self.attachments.statuses(entries.iter().map(|(id, _)| id));
         Ok(ListVolumesResponse {
             entries: entries
@@ -739,16 +747,15 @@ impl ControllerService {
         let snaps = self
             .snapshots(&req.snapshot_id, &req.source_volume_id)
             .await?;
-        let items: Vec<(String, gw::Snapshot)> = snaps
+        let items: Vec<gw::Snapshot> = snaps
             .into_iter()
             .filter(|s| SnapshotId::parse("snapshot", &s.snapshot_id).is_ok())
             .filter(|s| req.snapshot_id.is_empty() || s.snapshot_id == req.snapshot_id)
             .filter(|s| {
                 req.source_volume_id.is_empty() || s.source_volume_id == req.source_volume_id
             })
-            .map(|s| (s.snapshot_id.clone(), s))
             .collect();
-        let (snaps, next_token) = page.page(items);
+        let (snaps, next_token) = page.page(items, |s| s.snapshot_id.as_str());
         Ok(ListSnapshotsResponse {
             entries: snaps
                 .iter()

@@ -111,11 +111,22 @@ impl VolumeId {
 
     /// Parses a volume id received in a request field called `what`.
     pub fn parse(what: &'static str, raw: &str) -> Result<VolumeId, IdError> {
+        Self::check(what, raw)?;
+        Ok(VolumeId(raw.to_string()))
+    }
+
+    /// [`VolumeId::parse`] of a string the caller owns, which becomes the id without a copy.
+    pub fn parse_owned(what: &'static str, raw: String) -> Result<VolumeId, IdError> {
+        Self::check(what, &raw)?;
+        Ok(VolumeId(raw))
+    }
+
+    fn check(what: &'static str, raw: &str) -> Result<(), IdError> {
         if raw.is_empty() {
             return Err(IdError::Empty { what });
         }
         match raw.strip_prefix("pvc-") {
-            Some(uuid) if is_lower_uuid(uuid) => Ok(VolumeId(raw.to_string())),
+            Some(uuid) if is_lower_uuid(uuid) => Ok(()),
             _ => Err(IdError::NotVolumeId {
                 what,
                 shown: shown(raw),
@@ -408,7 +419,14 @@ mod tests {
         ] {
             let err = VolumeId::parse("volume_id", raw).unwrap_err();
             assert!(matches!(err, IdError::NotVolumeId { .. }), "{raw}: {err}");
+            let owned = VolumeId::parse_owned("volume_id", raw.to_string()).unwrap_err();
+            assert_eq!(owned, err, "{raw}");
         }
+        let good = "pvc-a1b2c3d4-e5f6-4890-abcd-ef1234567890";
+        assert_eq!(
+            VolumeId::parse_owned("volume_id", good.to_string()).unwrap(),
+            VolumeId::parse("volume_id", good).unwrap()
+        );
         assert_eq!(
             VolumeId::parse("volume_id", "").unwrap_err(),
             IdError::Empty { what: "volume_id" }

@@ -41,11 +41,12 @@ impl PageRequest {
         Ok(PageRequest { after, max })
     }
 
-    /// Cuts one page out of `items` (id, item); returns the page and the next token.
-    pub fn page<T>(&self, mut items: Vec<(String, T)>) -> (Vec<T>, String) {
-        items.sort_by(|a, b| a.0.cmp(&b.0));
+    /// Cuts one page out of `items`, each named by `id`; returns the page and the next token.
+    pub fn page<T>(&self, mut items: Vec<T>, id: impl Fn(&T) -> &str) -> (Vec<T>, String) {
+        // Listings arrive sorted by id already: this is one pass of comparisons then.
+        items.sort_by(|a, b| id(a).cmp(id(b)));
         let start = match &self.after {
-            Some(after) => items.partition_point(|(id, _)| id.as_str() <= after.as_str()),
+            Some(after) => items.partition_point(|item| id(item) <= after.as_str()),
             None => 0,
         };
         // In place: a page of everything is the whole list, and copying it twice showed in
@@ -54,12 +55,11 @@ impl PageRequest {
         let take = if self.max == 0 { items.len() } else { self.max };
         let more = items.len() > take;
         items.truncate(take);
-        let next = if more {
-            items.last().map(|(id, _)| id.clone()).unwrap_or_default()
-        } else {
-            String::new()
+        let next = match items.last() {
+            Some(last) if more => id(last).to_string(),
+            _ => String::new(),
         };
-        (items.into_iter().map(|(_, t)| t).collect(), next)
+        (items, next)
     }
 }
 
@@ -69,8 +69,17 @@ mod tests {
     use super::*;
     use tonic::Code;
 
+    /// Items 0..n named `id-00`, `id-01`, …, handed over in reverse order.
     fn ids(n: usize) -> Vec<(String, usize)> {
         (0..n).rev().map(|i| (format!("id-{i:02}"), i)).collect()
+    }
+
+    fn name(item: &(String, usize)) -> &str {
+        &item.0
+    }
+
+    fn numbers(page: Vec<(String, usize)>) -> Vec<usize> {
+        page.into_iter().map(|(_, i)| i).collect()
     }
 
     fn is_id(s: &str) -> bool {
@@ -83,9 +92,9 @@ mod tests {
         let mut token = String::new();
         loop {
             let req = PageRequest::parse(3, &token, is_id).unwrap();
-            let (page, next) = req.page(ids(10));
+            let (page, next) = req.page(ids(10), name);
             assert!(page.len() <= 3);
-            seen.extend(page);
+            seen.extend(numbers(page));
             if next.is_empty() {
                 break;
             }
@@ -96,14 +105,18 @@ mod tests {
 
     #[test]
     fn zero_means_everything_and_a_vanished_token_still_resumes() {
-        let (all, next) = PageRequest::parse(0, "", is_id).unwrap().page(ids(5));
+        let (all, next) = PageRequest::parse(0, "", is_id).unwrap().page(ids(5), name);
         assert_eq!((all.len(), next.as_str()), (5, ""));
         // "id-02a" was never listed (deleted meanwhile): resume after where it would sort.
-        let (rest, _) = PageRequest::parse(0, "id-02a", is_id).unwrap().page(ids(5));
-        assert_eq!(rest, [3, 4]);
+        let (rest, _) = PageRequest::parse(0, "id-02a", is_id)
+            .unwrap()
+            .page(ids(5), name);
+        assert_eq!(numbers(rest), [3, 4]);
         // Exactly max_entries left: no next token.
-        let (p, next) = PageRequest::parse(2, "id-02", is_id).unwrap().page(ids(5));
-        assert_eq!((p, next.as_str()), (vec![3, 4], ""));
+        let (p, next) = PageRequest::parse(2, "id-02", is_id)
+            .unwrap()
+            .page(ids(5), name);
+        assert_eq!((numbers(p), next.as_str()), (vec![3, 4], ""));
     }
 
     #[test]
