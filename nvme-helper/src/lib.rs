@@ -38,6 +38,7 @@ pub mod node;
 pub mod nqn;
 pub mod offload;
 pub mod orphans;
+pub mod partitions;
 pub mod publish;
 pub mod stage;
 pub mod stage_record;

@@ -29,7 +29,10 @@
 //! A scan of every loop device (a `/metrics` scrape, a lookup without a hint) reads two
 //! attributes of each through kept-open handles (`sysfs_handles`), and spreads the devices
 //! over one thread per core when there are hundreds of them: with 1,000 volumes staged that
-//! is what keeps a scrape within a few milliseconds.
+//! is what keeps a scrape within a few milliseconds. Given the kernel's `/proc/partitions`
+//! (`with_partitions`, set when sysfs is the running kernel's own), a scan reads only the
+//! loop devices listed there, the ones with a capacity (`partitions`): the detached devices a
+//! busy node accumulates are never walked.
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -47,6 +50,7 @@ use crate::error::{HelperError, Result};
 use crate::fabric::{Connection, Fabric, FabricFuture};
 use crate::loop_device;
 use crate::nqn::{Nqn, NqnPrefix};
+use crate::partitions::read_sized_loops;
 use crate::sysfs::{ControllerRef, ControllerState, list_dir};
 use crate::sysfs_handles::AttrHandles;
 
@@ -95,6 +99,7 @@ pub struct LoopFabric {
     connect_lock: tokio::sync::Mutex<()>,
     hints: Arc<Mutex<HashMap<Nqn, u32>>>,
     attrs: Arc<AttrHandles<(u32, LoopAttr)>>,
+    partitions: Option<PathBuf>,
 }
 
 impl LoopFabric {
@@ -120,7 +125,16 @@ impl LoopFabric {
             connect_lock: tokio::sync::Mutex::new(()),
             hints: Arc::default(),
             attrs: Arc::new(AttrHandles::within_fd_limit()),
+            partitions: None,
         })
+    }
+
+    /// Scans only the loop devices that `partitions` (the kernel's `/proc/partitions`) lists
+    /// with a capacity; an unreadable file falls back to reading every loop device. Only for
+    /// a sysfs root that is the running kernel's: the two must describe the same devices.
+    pub fn with_partitions(mut self, partitions: impl Into<PathBuf>) -> Self {
+        self.partitions = Some(partitions.into());
+        self
     }
 
     /// The canonical backing directory.
@@ -227,8 +241,15 @@ impl LoopFabric {
 
     /// Every loop device attached to one of our files, from sysfs only.
     pub fn scan(&self) -> Result<Vec<Attachment>> {
-        let names = list_dir(&self.class_block())?.unwrap_or_default();
-        let numbers: Vec<u32> = names.iter().filter_map(|name| loop_number(name)).collect();
+        let sized = self.partitions.as_deref().and_then(read_sized_loops);
+        let numbers: Vec<u32> = match sized {
+            Some(sized) => sized.into_iter().collect(),
+            None => list_dir(&self.class_block())?
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|name| loop_number(name))
+                .collect(),
+        };
         self.close_handles_of_removed(&numbers);
         // Asking for the core count reads the cgroup files: only worth it for a big scan.
         let threads = if numbers.len() < 2 * LOOPS_PER_THREAD {
@@ -487,6 +508,7 @@ impl LoopFabric {
             connect_lock: tokio::sync::Mutex::new(()),
             hints: Arc::clone(&self.hints),
             attrs: Arc::clone(&self.attrs),
+            partitions: self.partitions.clone(),
         })
     }
 
@@ -640,12 +662,20 @@ impl Fabric for LoopFabric {
 
     /// The loop devices can be listed (reading each one is what a scrape does).
     fn check_readable(&self) -> Result<()> {
-        list_dir(&self.class_block())?
-            .map(|_| ())
-            .ok_or_else(|| HelperError::SysfsDir {
-                path: self.class_block(),
-                source: std::io::Error::from(std::io::ErrorKind::NotFound),
-            })
+        // Opening the directory proves it readable; listing it (1,000 names on a node that
+        // once staged 1,000 volumes: even the first getdents formats them all) was most of
+        // a Health call.
+        let dir = self.class_block();
+        let unreadable = |source| HelperError::SysfsDir {
+            path: dir.clone(),
+            source,
+        };
+        let opened = fs::File::open(&dir).map_err(unreadable)?;
+        if opened.metadata().map_err(unreadable)?.is_dir() {
+            Ok(())
+        } else {
+            Err(unreadable(std::io::ErrorKind::NotADirectory.into()))
+        }
     }
 }
 
@@ -818,6 +848,37 @@ mod tests {
         assert_eq!(states("pvc-1"), vec![ControllerState::Live]);
         assert_eq!(states("pvc-2"), vec![ControllerState::Deleting]);
         assert_eq!(states("pvc-9"), Vec::<ControllerState>::new());
+    }
+
+    #[test]
+    fn with_partitions_a_scan_reads_only_the_sized_loop_devices() {
+        let (tmp, _root, fake, f) = on_fake_sysfs();
+        let base = f.backing_dir().to_path_buf();
+        for n in 0..4 {
+            fake.add_block_device(&format!("loop{n}"), 2048).unwrap();
+            fake.write_file(
+                &format!("class/block/loop{n}/loop/backing_file"),
+                format!("{}/pvc-{n}.img\n", base.display()).as_bytes(),
+            )
+            .unwrap();
+        }
+        let numbers = |f: &LoopFabric| -> Vec<u32> {
+            f.scan().unwrap().into_iter().map(|a| a.number).collect()
+        };
+        assert_eq!(numbers(&f), [0, 1, 2, 3]);
+        // The kernel lists loop1 and loop3 (and a device that sysfs does not have): only
+        // they are read.
+        let partitions = tmp.path().join("partitions");
+        fs::write(
+            &partitions,
+            "major minor  #blocks  name\n\n 7 1 1024 loop1\n 7 3 1024 loop3\n 7 8 1024 loop8\n",
+        )
+        .unwrap();
+        let listed = f.snapshot().0.with_partitions(&partitions);
+        assert_eq!(numbers(&listed), [1, 3]);
+        // An unreadable list is no list: every loop device is read again.
+        let missing = f.snapshot().0.with_partitions(tmp.path().join("missing"));
+        assert_eq!(numbers(&missing), [0, 1, 2, 3]);
     }
 
     #[test]

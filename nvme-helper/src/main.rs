@@ -8,6 +8,7 @@
 
 mod cli;
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +20,9 @@ use nvme_helper::grpc_service::HelperService;
 use nvme_helper::host_identity::HostIdentity;
 use nvme_helper::loop_fabric::LoopFabric;
 use nvme_helper::node::{Node, NodeConfig};
+use nvme_helper::partitions::PROC_PARTITIONS;
 use nvme_helper::stale_monitor;
+use nvme_helper::sysfs::DEFAULT_SYSFS_ROOT;
 use nvme_helper::volume_metrics::{ConnectionCollector, VolumeMetrics};
 use rds_csi_proto::component::{Component, ComponentError, one_line};
 use rds_csi_proto::helper::node_helper_server::NodeHelperServer;
@@ -125,12 +128,15 @@ async fn run(args: cli::Args) -> Result<(), MainError> {
     let identity = HostIdentity::load_or_create(&args.identity_files())?;
     raise_open_file_limit();
     let fabric: Arc<dyn Fabric> = match loop_dir {
-        Some(dir) => Arc::new(LoopFabric::new(
-            dir,
-            prefix.clone(),
-            &args.sysfs_root,
-            &args.dev_root,
-        )?),
+        Some(dir) => {
+            let fabric = LoopFabric::new(dir, prefix.clone(), &args.sysfs_root, &args.dev_root)?;
+            // The kernel's list of sized block devices describes the kernel's own sysfs only.
+            Arc::new(if args.sysfs_root == Path::new(DEFAULT_SYSFS_ROOT) {
+                fabric.with_partitions(PROC_PARTITIONS)
+            } else {
+                fabric
+            })
+        }
         None => Arc::new(KernelFabric::new(
             &args.sysfs_root,
             &args.fabrics_device,
