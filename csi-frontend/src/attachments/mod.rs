@@ -94,6 +94,11 @@ impl VolumeRecord {
         self.nodes.iter().map(|a| a.node.clone()).collect()
     }
 
+    /// The attached nodes and why the attachments are abnormal, if they are.
+    pub fn status(&self, now: i64) -> (Vec<String>, Option<String>) {
+        (self.node_ids(), self.abnormal(now))
+    }
+
     /// Why these attachments are abnormal, if they are: a migration past its window.
     pub fn abnormal(&self, now: i64) -> Option<String> {
         let m = self.migration(now)?;
@@ -332,14 +337,14 @@ impl Table {
     pub fn status(&self, volume: &str, now: i64) -> (Vec<String>, Option<String>) {
         self.volumes
             .get(volume)
-            .map(|r| (r.node_ids(), r.abnormal(now)))
+            .map(|r| r.status(now))
             .unwrap_or_default()
     }
 
     /// [`Table::status`] of each of `volumes`, in the order asked. Asked in ascending order,
     /// as a listing asks, the table is walked once beside them (a comparison or two per
-    /// volume instead of a tree search: a fifth of a 1,000-volume ListVolumes went to those
-    /// searches); a volume out of that order is searched for.
+    /// volume instead of a tree search: about a tenth of the frontend's CPU in a 1,000-volume
+    /// ListVolumes went to those searches); a volume out of that order is searched for.
     pub fn statuses<'a>(
         &self,
         volumes: impl IntoIterator<Item = &'a str>,
@@ -356,7 +361,7 @@ impl Table {
                 highest = Some(volume);
                 while walk.next_if(|(k, _)| k.as_str() < volume).is_some() {}
                 match walk.peek() {
-                    Some((k, r)) if k.as_str() == volume => (r.node_ids(), r.abnormal(now)),
+                    Some((k, r)) if k.as_str() == volume => r.status(now),
                     _ => Default::default(),
                 }
             })
