@@ -9,7 +9,8 @@
 //!   gateway's Health and Probe on the node the helper's Health; CreateVolume, DeleteVolume,
 //!   ListVolumes and GetCapacity pair with the gateway's calls of the same name (same sizes,
 //!   distinct names; the direct requests are built from the same volume and publish contexts
-//!   the frontend parses); NodeGetVolumeStats, NodeStageVolume and NodeUnstageVolume (a raw
+//!   the frontend parses, and the direct listing asks for the lean form the frontend asks for,
+//!   `without_paths`); NodeGetVolumeStats, NodeStageVolume and NodeUnstageVolume (a raw
 //!   block volume: a loop attach, no mkfs) pair with the helper's Stats, Stage and Unstage.
 //!   Calls that relay nothing (the Get*Capabilities calls) are timed alone: they are the floor
 //!   of the frontend hop. Per pair: n, p50 and p99 of each side and the difference (target:

@@ -210,9 +210,8 @@ fn check_paging(token: &str, listing: &str, max_entries: i32) {
             Ok(r) => r,
             Err(e) => panic!("next_token {next:?} handed out by page() is refused: {e}"),
         };
-        let items: Vec<(String, String)> =
-            ids.iter().rev().map(|i| (i.clone(), i.clone())).collect();
-        let (page, token) = request.page(items);
+        let items: Vec<String> = ids.iter().rev().cloned().collect();
+        let (page, token) = request.page(items, String::as_str);
         if max > 0 {
             assert!(page.len() <= max as usize, "page longer than max_entries");
         }
