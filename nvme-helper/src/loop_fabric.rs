@@ -50,7 +50,7 @@ use crate::error::{HelperError, Result};
 use crate::fabric::{Connection, Fabric, FabricFuture};
 use crate::loop_device;
 use crate::nqn::{Nqn, NqnPrefix};
-use crate::partitions::read_sized_loops;
+use crate::partitions::{loop_number, read_sized_loops};
 use crate::sysfs::{ControllerRef, ControllerState, list_dir};
 use crate::sysfs_handles::AttrHandles;
 
@@ -541,13 +541,6 @@ impl LoopAttr {
             Self::Autoclear => "autoclear",
         }
     }
-}
-
-/// The `N` of a `loopN` entry of `class/block` (decimal digits only).
-fn loop_number(name: &str) -> Option<u32> {
-    name.strip_prefix("loop")
-        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|n| n.parse::<u32>().ok())
 }
 
 /// Loop numbers attached by us, and `(number, lo_file_name)` of foreign attachments.

@@ -32,13 +32,16 @@ pub fn sized_loops(text: &str) -> BTreeSet<u32> {
             if fields.next().is_some() || blocks.parse::<u64>().ok()? == 0 {
                 return None;
             }
-            let number = name.strip_prefix("loop")?;
-            if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            number.parse().ok()
+            loop_number(name)
         })
         .collect()
+}
+
+/// N of a device named `loopN` (digits only: `loop0p1` and `loopy` are not loop devices).
+pub fn loop_number(name: &str) -> Option<u32> {
+    name.strip_prefix("loop")
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| n.parse::<u32>().ok())
 }
 
 /// [`sized_loops`] of the file at `path`; `None` when it cannot be read.
