@@ -16,7 +16,11 @@
 //!
 //! Rows at concurrency 1, 8 and 64: pairs/s both ways, their ratio (target: at least 0.9), the p50
 //! and p99 latency of a pair both ways and the p99 the gateway adds (target: under 2 ms). Gateway
-//! and bare rounds alternate within a row so that a noisy machine weighs on both alike.
+//! and bare rounds alternate within a row so that a noisy machine weighs on both alike. Each
+//! round measures a steady state: only pairs that end inside a window opened after every worker
+//! has finished one pair count, so the burst of a round's start and its drain stay out of the
+//! numbers (at concurrency 64 a pair takes ~0.3 s, and rounds of fixed length measured mostly
+//! their own ramp).
 //!
 //! `cargo bench -p rds-gateway --bench throughput [-- --quick]`; `--quick` (also the mode when the
 //! binary is run without `--bench`, as `cargo test --benches` does) runs short rounds for CI.
@@ -435,36 +439,63 @@ fn next_slot(side: &str) -> String {
     format!("pvc-{side}-{}", NEXT_SLOT.fetch_add(1, Ordering::Relaxed))
 }
 
-/// Runs `workers` loops of `pair` until `length` has passed (each finishes the pair it is in).
+/// How many times the warm-up (every worker through one pair) the measuring window lasts at
+/// least: at concurrency 64 a pair waits in the queue for ~0.3 s, and a window of a few pair
+/// latencies would hold only a handful of pairs per worker.
+const WINDOW_PER_WARM_UP: u32 = 4;
+
+/// Runs `workers` loops of `pair` without pause and measures the steady state: the window
+/// opens once every worker has finished one pair (the start burst, when all of them queue at
+/// once, stays outside) and lasts `length` or [`WINDOW_PER_WARM_UP`] warm-ups, whichever is
+/// longer; a pair counts when it ends inside the window, so the drain after it stays outside
+/// too. In a steady state the pairs that end in a window have the latencies of all pairs.
 async fn round<F, Fut>(workers: usize, length: Duration, pair: F) -> Tally
 where
     F: Fn() -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
-    let cpu = process_cpu();
-    let started = Instant::now();
-    let end = started + length;
+    let began = Instant::now();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let warmed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let all_warm = Arc::new(tokio::sync::Notify::new());
     let mut tasks = Vec::with_capacity(workers);
     for _ in 0..workers {
-        let pair = pair.clone();
+        let (pair, stop, warmed, all_warm) =
+            (pair.clone(), stop.clone(), warmed.clone(), all_warm.clone());
         tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            while Instant::now() < end {
+            let mut ended = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
                 pair().await;
-                latencies.push(t.elapsed());
+                let done = Instant::now();
+                if ended.is_empty() && warmed.fetch_add(1, Ordering::Relaxed) + 1 == workers {
+                    all_warm.notify_one();
+                }
+                ended.push((done, done - t));
             }
-            latencies
+            ended
         }));
     }
-    let mut tally = Tally::default();
+    all_warm.notified().await;
+    let warm_up = began.elapsed();
+    let cpu = process_cpu();
+    let opened = Instant::now();
+    tokio::time::sleep(length.max(warm_up * WINDOW_PER_WARM_UP)).await;
+    let closed = Instant::now();
+    let mut tally = Tally {
+        cpu: process_cpu().saturating_sub(cpu),
+        elapsed: closed - opened,
+        ..Tally::default()
+    };
+    stop.store(true, Ordering::Relaxed);
     for task in tasks {
-        let latencies = task.await.unwrap();
-        tally.pairs += latencies.len() as u64;
-        tally.latencies.extend(latencies);
+        for (done, latency) in task.await.unwrap() {
+            if (opened..closed).contains(&done) {
+                tally.pairs += 1;
+                tally.latencies.push(latency);
+            }
+        }
     }
-    tally.elapsed = started.elapsed();
-    tally.cpu = process_cpu().saturating_sub(cpu);
     tally
 }
 
@@ -571,7 +602,7 @@ fn images(root: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-async fn run(opts: Options) {
+async fn run(opts: Options, appliance: tokio::runtime::Handle) {
     let dir = scratch();
     let key_path = dir.path().join("id_ed25519");
     let public = generate_client_key(&key_path).unwrap();
@@ -584,7 +615,10 @@ async fn run(opts: Options) {
     for verb in Verb::ALL {
         sim_cfg.latency.set(verb, opts.latency);
     }
-    let sim = start(sim_cfg).await.unwrap();
+    // The simulator stands in for the appliance, another machine: it runs on its own runtime,
+    // so its SSH server does not queue on the worker threads the gateway and the bare client
+    // share (the gateway in production is a process of its own too).
+    let sim = appliance.spawn(start(sim_cfg)).await.unwrap().unwrap();
 
     // The gateway's transport with the shipped defaults (pool size, channels, timeouts).
     let ssh = SshConfig::new(
@@ -707,7 +741,7 @@ async fn run(opts: Options) {
     assert!(left.is_empty(), "backing files left behind: {left:?}");
 
     gw.shutdown().await;
-    sim.shutdown().await;
+    appliance.spawn(sim.shutdown()).await.unwrap();
 }
 
 fn main() {
@@ -716,5 +750,11 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(run(opts));
+    let appliance = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("rds-sim")
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run(opts, appliance.handle().clone()));
+    appliance.shutdown_background();
 }
