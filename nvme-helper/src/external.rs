@@ -6,6 +6,8 @@
 //! carries the tool, the full argv, the exit status and the trimmed stderr, so that the log line
 //! alone explains it.
 
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -60,6 +62,26 @@ impl Tool {
     pub fn command(self) -> ToolCommand {
         ToolCommand::new(self.program())
     }
+}
+
+/// The file `program` names: a name with a `/` as given, else the first executable regular
+/// file of that name in a directory of [`TOOL_PATH`], else the bare name (the spawn then fails
+/// with "not found"). Looking it up here instead of in the child lets the standard library
+/// start the tool with `posix_spawn`: it falls back to a full `fork` (a copy of the helper's
+/// page tables, and a fault on every page either side writes next) when the child's `PATH`
+/// differs from the helper's and the program is a bare name.
+fn resolve(program: &str) -> PathBuf {
+    if program.contains('/') {
+        return PathBuf::from(program);
+    }
+    TOOL_PATH
+        .split(':')
+        .map(|dir| std::path::Path::new(dir).join(program))
+        .find(|path| {
+            std::fs::metadata(path)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .unwrap_or_else(|| PathBuf::from(program))
 }
 
 /// What a finished tool produced.
@@ -130,8 +152,9 @@ impl ToolCommand {
     /// Runs the tool to completion. A non-zero exit is *not* an error here (blkid uses exit
     /// codes to answer); use `run_checked` when it should be.
     pub async fn run(&self) -> Result<ToolOutput> {
-        let mut command = Command::new(&self.program);
+        let mut command = Command::new(resolve(&self.program));
         command
+            .arg0(&self.program)
             .args(&self.args)
             .env_clear()
             .env("PATH", TOOL_PATH)
@@ -416,6 +439,33 @@ mod tests {
             }
             other => panic!("expected ToolSpawn, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_bare_name_is_found_in_the_tool_path_and_a_path_is_kept() {
+        // `sh` is in /usr/bin or /bin on every system the helper supports.
+        let sh = resolve("sh");
+        assert!(sh.is_absolute(), "{}", sh.display());
+        assert!(
+            TOOL_PATH
+                .split(':')
+                .any(|d| sh.parent() == Some(std::path::Path::new(d)))
+        );
+        assert_eq!(resolve("./local/tool"), PathBuf::from("./local/tool"));
+        assert_eq!(
+            resolve("definitely-not-a-tool-here"),
+            PathBuf::from("definitely-not-a-tool-here")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_tool_sees_its_bare_name_as_argv0() {
+        let out = ToolCommand::new("sh")
+            .args(["-c", "echo \"$0\""])
+            .run_checked()
+            .await
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "sh");
     }
 
     #[test]

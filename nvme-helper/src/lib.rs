@@ -39,6 +39,7 @@ pub mod nqn;
 pub mod offload;
 pub mod orphans;
 pub mod partitions;
+pub mod proc_file;
 pub mod publish;
 pub mod stage;
 pub mod stage_record;

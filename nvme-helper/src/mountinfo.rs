@@ -7,7 +7,6 @@
 //! failing the whole table or panicking.
 
 use std::ffi::OsString;
-use std::fs;
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
@@ -94,7 +93,7 @@ impl MountTable {
 
     /// Reads and parses a mountinfo file (normally `/proc/self/mountinfo`).
     pub fn read(path: &Path) -> Result<Self> {
-        let content = fs::read(path).map_err(|source| HelperError::Io {
+        let content = crate::proc_file::read(path).map_err(|source| HelperError::Io {
             operation: "read",
             path: path.to_path_buf(),
             source,

@@ -46,9 +46,8 @@ pub fn loop_number(name: &str) -> Option<u32> {
 
 /// [`sized_loops`] of the file at `path`; `None` when it cannot be read.
 pub fn read_sized_loops(path: &Path) -> Option<BTreeSet<u32>> {
-    std::fs::read_to_string(path)
-        .ok()
-        .map(|text| sized_loops(&text))
+    let bytes = crate::proc_file::read(path).ok()?;
+    Some(sized_loops(&String::from_utf8_lossy(&bytes)))
 }
 
 #[cfg(test)]
