@@ -384,25 +384,9 @@ struct Tally {
     latencies: Vec<Duration>,
 }
 
-/// CPU time this process used so far (user + system, all threads), from `/proc/self/stat`.
+/// CPU time this process used so far (user + system, all threads).
 fn process_cpu() -> Duration {
-    // Linux reports these in USER_HZ, which is 100 on every architecture it exports to users.
-    const TICKS_PER_SECOND: u64 = 100;
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return Duration::ZERO;
-    };
-    // The command name may hold spaces: fields are counted after its closing parenthesis.
-    let after = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .unwrap_or_default();
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
-        .sum();
-    Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND)
+    rds_csi_testbed::bench_support::cpu_time("self").unwrap_or_default()
 }
 
 impl Tally {

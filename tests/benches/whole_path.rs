@@ -63,7 +63,7 @@ use rds_csi_proto::gateway::{self as gw};
 use rds_csi_proto::helper::node_helper_client::NodeHelperClient;
 use rds_csi_proto::helper::{self as hp};
 use rds_csi_testbed::bench_support::{
-    KeepAlive, Origin, Samples, mib, origin_of, status_kib, verb_of,
+    KeepAlive, Origin, Samples, cpu_time, mib, origin_of, status_kib, verb_of,
 };
 use rds_csi_testbed::csi_client::{Csi, block_capability, mount_capability};
 use rds_csi_testbed::e2e_support::{code_line, disk_slots, staging_path};
@@ -441,6 +441,8 @@ struct PairRow {
     fe: Samples,
     /// `None` for calls the frontend answers without relaying.
     dir: Option<Samples>,
+    /// A line printed under the row (what the processes' CPU time says of it).
+    note: Option<String>,
 }
 
 impl PairRow {
@@ -450,6 +452,7 @@ impl PairRow {
             direct: direct.into(),
             fe,
             dir: Some(dir),
+            note: None,
         }
     }
 }
@@ -553,12 +556,14 @@ async fn relay_free(c: &Clients, n: usize, rows: &mut Vec<PairRow>) {
         direct: "(no relay)".into(),
         fe: ctrl,
         dir: None,
+        note: None,
     });
     rows.push(PairRow {
         call: "NodeGetCapabilities [node]".into(),
         direct: "(no relay)".into(),
         fe: node,
         dir: None,
+        note: None,
     });
 }
 
@@ -902,6 +907,9 @@ fn print_part_a(rows: &mut [PairRow]) {
                     diff_ms(f99, d99),
                     verdict(added < TARGET_ADDED_P99)
                 );
+                if let Some(note) = &r.note {
+                    println!("    {note}");
+                }
             }
             None => {
                 println!(
@@ -1391,14 +1399,27 @@ async fn run(opts: Options) -> Vec<String> {
         vols.len(),
         opts.list_loaded
     );
-    rows.push(
-        list_pair(
-            &c,
-            opts.list_loaded,
-            &format!("ListVolumes ({} volumes)", vols.len()),
-        )
-        .await,
-    );
+    let cpu = |name: &str| bed.pid(name).and_then(|pid| cpu_time(&pid.to_string()));
+    let before = (cpu(CONTROLLER), cpu(GATEWAY));
+    let mut row = list_pair(
+        &c,
+        opts.list_loaded,
+        &format!("ListVolumes ({} volumes)", vols.len()),
+    )
+    .await;
+    if let ((Some(fe0), Some(gw0)), (Some(fe1), Some(gw1))) =
+        (before, (cpu(CONTROLLER), cpu(GATEWAY)))
+    {
+        // list_pair makes a warm-up round and the timed one, each side once per round.
+        let calls = u32::try_from(WARM_UP.min(opts.list_loaded) + opts.list_loaded).unwrap_or(1);
+        row.note = Some(format!(
+            "CPU per call: {CONTROLLER} {:.2} ms (its calls only), {GATEWAY} {:.2} ms (both \
+             sides' calls), from /proc/<pid>/stat over the {calls} rounds",
+            (fe1 - fe0).as_secs_f64() * 1e3 / f64::from(calls),
+            (gw1 - gw0).as_secs_f64() * 1e3 / f64::from(2 * calls),
+        ));
+    }
+    rows.push(row);
 
     // ---- C
     eprintln!(

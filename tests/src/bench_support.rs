@@ -1,5 +1,6 @@
 //! Measurement helpers for the testbed's benchmarks (`tests/benches/`): latency samples and
-//! their nearest-rank percentiles, a process's memory read from `/proc/<pid>/status`, an
+//! their nearest-rank percentiles, a process's memory read from `/proc/<pid>/status` and its
+//! CPU time from `/proc/<pid>/stat`, an
 //! HTTP/1.1 GET that keeps its connection open (so that timing a `/metrics` scrape does not
 //! time a TCP connect as well), and what a command the simulated appliance logged was — its
 //! verb, and whether a background task of the gateway (the session liveness check, the
@@ -59,6 +60,28 @@ impl Samples {
     pub fn max(&self) -> Duration {
         self.values.iter().copied().max().unwrap_or_default()
     }
+}
+
+/// CPU time (user + system, every thread) the process `pid` (a number, or `self`) has used so
+/// far, from `/proc/<pid>/stat`; `None` when the process is gone. The kernel counts it in clock
+/// ticks, which Linux exports to user space at 100 per second on every architecture, so it
+/// moves in steps of 10 ms: compare it over many calls, not one.
+pub fn cpu_time(pid: &str) -> Option<Duration> {
+    parse_stat_cpu(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+fn parse_stat_cpu(stat: &str) -> Option<Duration> {
+    const TICKS_PER_SECOND: u64 = 100;
+    // The command name, in parentheses, may hold spaces and parentheses: fields are counted
+    // after the last closing one. utime and stime are fields 14 and 15 of the line, the 12th
+    // and 13th after the name.
+    let (_, after) = stat.rsplit_once(')')?;
+    let mut fields = after.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis(
+        (utime + stime) * 1000 / TICKS_PER_SECOND,
+    ))
 }
 
 /// The value, in KiB, of field `key` (`VmRSS`, `VmHWM`) of `/proc/<pid>/status`; `None` when
@@ -260,6 +283,16 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use tokio::io::AsyncWriteExt;
+
+    #[test]
+    fn cpu_time_adds_user_and_system_ticks_after_an_odd_command_name() {
+        // The fields of a real line, with a name holding a space and a parenthesis.
+        let line = "4242 (tokio (rt) x) S 1 4242 4242 0 -1 4194560 2466 0 0 0 \
+                    37 12 0 0 20 0 3 0 14383 12345 678 18446744073709551615";
+        assert_eq!(parse_stat_cpu(line), Some(Duration::from_millis(490)));
+        assert_eq!(parse_stat_cpu("4242 (cut short) S 1"), None);
+        assert!(cpu_time("self").is_some());
+    }
 
     #[test]
     fn percentiles_are_nearest_rank() {

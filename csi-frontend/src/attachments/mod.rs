@@ -444,12 +444,13 @@ impl Attachments {
     /// The published nodes and any abnormal condition of each of `volumes`, all read under
     /// one hold of the table's lock and one look at the clock (a ListVolumes answer of 1,000
     /// volumes took the lock 2,000 times when it asked volume by volume).
-    pub fn statuses<'a>(
+    /// The ids may be [`VolumeId`]s or the checked slots of a listing.
+    pub fn statuses<'a, S: AsRef<str> + ?Sized + 'a>(
         &self,
-        volumes: impl IntoIterator<Item = &'a VolumeId>,
+        volumes: impl IntoIterator<Item = &'a S>,
     ) -> Vec<(Vec<String>, Option<String>)> {
         let now = (self.clock)();
-        self.read(|t| t.statuses(volumes.into_iter().map(VolumeId::as_str), now))
+        self.read(|t| t.statuses(volumes.into_iter().map(AsRef::as_ref), now))
     }
 
     pub fn attached_volumes(&self) -> usize {
