@@ -53,6 +53,7 @@ use rds_gateway::ssh::{ClientKey, HostKeyCheck, HostKeyPin, SshConfig, SshPool};
 use russh::ChannelMsg;
 use russh::client::{self, Handle};
 use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
+use tokio::runtime::Handle as Runtime;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Request;
 
@@ -123,7 +124,8 @@ struct GatewaySide {
 }
 
 impl GatewaySide {
-    async fn start(ssh: SshConfig, socket: PathBuf) -> GatewaySide {
+    /// Starts the gateway on the current runtime and its client on `caller`'s.
+    async fn start(ssh: SshConfig, socket: PathBuf, caller: &Runtime) -> GatewaySide {
         let registry = Registry::new();
         let runner = Arc::new(SshRunner::new(SshPool::start(ssh, &registry).unwrap()));
         let settings = Settings::new(
@@ -151,6 +153,7 @@ impl GatewaySide {
                 .unwrap();
         });
         let client_registry = Registry::new();
+        let _caller = caller.enter();
         let channel = instrumented(
             &endpoint,
             HopMetrics::register(&client_registry, "bench-client").unwrap(),
@@ -586,7 +589,7 @@ fn images(root: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-async fn run(opts: Options, appliance: tokio::runtime::Handle) {
+async fn run(opts: Options, appliance: Runtime, caller: Runtime) {
     let dir = scratch();
     let key_path = dir.path().join("id_ed25519");
     let public = generate_client_key(&key_path).unwrap();
@@ -615,7 +618,7 @@ async fn run(opts: Options, appliance: tokio::runtime::Handle) {
         ..ssh
     };
     let (sessions, per_session, login) = (ssh.max_sessions, ssh.channels_per_session, ssh.login());
-    let gw = GatewaySide::start(ssh, dir.path().join("gateway.sock")).await;
+    let gw = GatewaySide::start(ssh, dir.path().join("gateway.sock"), &caller).await;
 
     // Warm up, then capture the command lines of one pair.
     let mut client = gw.client.clone();
@@ -687,7 +690,21 @@ async fn run(opts: Options, appliance: tokio::runtime::Handle) {
         };
         // A short untimed round each, so both sides start the row with warm sessions.
         let warm = opts.round / 2;
-        round(concurrency, warm, gw_pair.clone()).await;
+        // The gateway's callers run on a runtime of their own, as the frontend is a process
+        // of its own; the in-process diagnostic calls the service where the gateway runs.
+        let gw_round = |length: Duration| {
+            let work = round(concurrency, length, gw_pair.clone());
+            let caller = caller.clone();
+            let direct = opts.without_grpc;
+            async move {
+                if direct {
+                    work.await
+                } else {
+                    caller.spawn(work).await.unwrap()
+                }
+            }
+        };
+        gw_round(warm).await;
         round(concurrency, warm, bare_pair.clone()).await;
         let mut row = Row {
             concurrency,
@@ -697,7 +714,7 @@ async fn run(opts: Options, appliance: tokio::runtime::Handle) {
             sessions: 0,
         };
         for _ in 0..opts.rounds {
-            let g = round(concurrency, opts.round, gw_pair.clone()).await;
+            let g = gw_round(opts.round).await;
             let b = round(concurrency, opts.round, bare_pair.clone()).await;
             row.round_ratios
                 .push(g.rate() / b.rate().max(f64::MIN_POSITIVE));
@@ -739,6 +756,16 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(run(opts, appliance.handle().clone()));
+    let caller = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("gateway-caller")
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run(
+        opts,
+        appliance.handle().clone(),
+        caller.handle().clone(),
+    ));
+    caller.shutdown_background();
     appliance.shutdown_background();
 }
