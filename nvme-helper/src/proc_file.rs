@@ -11,7 +11,8 @@ use std::io::{self, Read};
 use std::path::Path;
 
 /// Bytes reserved before the first read: room for the mount table of a node with a few hundred
-/// mounts, and a page-sized allocation the allocator hands back at once.
+/// mounts, and below the helper's fixed mmap threshold (128 KiB), so it comes from the heap
+/// rather than an mmap and munmap per read.
 pub const INITIAL_CAPACITY: usize = 64 * 1024;
 
 /// The whole content of the file at `path`.

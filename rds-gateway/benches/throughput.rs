@@ -153,12 +153,15 @@ impl GatewaySide {
                 .unwrap();
         });
         let client_registry = Registry::new();
-        let _caller = caller.enter();
-        let channel = instrumented(
-            &endpoint,
-            HopMetrics::register(&client_registry, "bench-client").unwrap(),
-        )
-        .unwrap();
+        // The channel's tasks start on the callers' runtime.
+        let channel = {
+            let _caller = caller.enter();
+            instrumented(
+                &endpoint,
+                HopMetrics::register(&client_registry, "bench-client").unwrap(),
+            )
+            .unwrap()
+        };
         let side = GatewaySide {
             client: GatewayClient::new(channel),
             runner,
@@ -444,26 +447,28 @@ where
     let began = Instant::now();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let warmed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let all_warm = Arc::new(tokio::sync::Notify::new());
     let mut tasks = Vec::with_capacity(workers);
     for _ in 0..workers {
-        let (pair, stop, warmed, all_warm) =
-            (pair.clone(), stop.clone(), warmed.clone(), all_warm.clone());
+        let (pair, stop, warmed) = (pair.clone(), stop.clone(), warmed.clone());
         tasks.push(tokio::spawn(async move {
             let mut ended = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
                 pair().await;
                 let done = Instant::now();
-                if ended.is_empty() && warmed.fetch_add(1, Ordering::Relaxed) + 1 == workers {
-                    all_warm.notify_one();
+                if ended.is_empty() {
+                    warmed.fetch_add(1, Ordering::Relaxed);
                 }
                 ended.push((done, done - t));
             }
             ended
         }));
     }
-    all_warm.notified().await;
+    // A worker whose pair failed has ended: its panic surfaces below instead of this waiting
+    // for ever for it to warm up.
+    while warmed.load(Ordering::Relaxed) < workers && !tasks.iter().any(|t| t.is_finished()) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     let warm_up = began.elapsed();
     let cpu = process_cpu();
     let opened = Instant::now();
