@@ -11,6 +11,7 @@ pub mod endpoint;
 pub mod flags;
 pub mod hop;
 pub mod metrics_server;
+pub mod raw_codec;
 pub mod serve;
 pub mod shutdown;
 pub mod socket_access;
