@@ -16,6 +16,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use bytes::Bytes;
+use prost::Message as _;
+
 use rds_csi_proto::channel::HopChannel;
 use rds_csi_proto::csi::controller_server::Controller;
 use rds_csi_proto::csi::controller_service_capability::{self, rpc};
@@ -30,9 +33,8 @@ use rds_csi_proto::csi::{
     DeleteVolumeRequest, DeleteVolumeResponse, GetCapacityRequest, GetCapacityResponse,
     GetSnapshotRequest, GetSnapshotResponse, ListSnapshotsRequest, ListSnapshotsResponse,
     ListVolumesRequest, ListVolumesResponse, ValidateVolumeCapabilitiesRequest,
-    ValidateVolumeCapabilitiesResponse, VolumeCondition, VolumeContentSource,
-    list_snapshots_response, list_volumes_response, validate_volume_capabilities_response,
-    volume_content_source,
+    ValidateVolumeCapabilitiesResponse, VolumeContentSource, list_snapshots_response,
+    validate_volume_capabilities_response, volume_content_source,
 };
 use rds_csi_proto::gateway::gateway_client::GatewayClient;
 use rds_csi_proto::gateway::{self as gw, create_volume_request};
@@ -44,16 +46,20 @@ use crate::errors::{FrontendError, Peer, Subject, respond};
 use crate::ids::{NodeId, SnapshotId, VolumeId, name_hash};
 use crate::inflight::InFlight;
 use crate::known_nodes::KnownNodes;
+use crate::listing;
 use crate::paging::PageRequest;
 use crate::params::{Defaults, KubeNames, ParamError, SnapshotParams, StorageParams, VolumePath};
+use crate::volume_condition::{self, Disk};
 use crate::volume_context::{self, VolumeContext};
 
 /// Most gateway pages fetched for one listing (a safety stop for a misbehaving gateway).
-const MAX_GATEWAY_PAGES: usize = 1000;
+pub(crate) const MAX_GATEWAY_PAGES: usize = 1000;
 
 /// The controller service.
 pub struct ControllerService {
     gateway: GatewayClient<HopChannel>,
+    /// The gateway's channel itself, for the listing's calls that keep the answer as bytes.
+    gateway_channel: HopChannel,
     attachments: Arc<Attachments>,
     inflight: InFlight,
     defaults: Defaults,
@@ -117,13 +123,10 @@ fn filesystem_of(caps: &[Capability], legacy: Option<Filesystem>) -> Result<Opti
 }
 
 impl ControllerService {
-    pub fn new(
-        gateway: GatewayClient<HopChannel>,
-        attachments: Arc<Attachments>,
-        defaults: Defaults,
-    ) -> Self {
+    pub fn new(gateway: HopChannel, attachments: Arc<Attachments>, defaults: Defaults) -> Self {
         ControllerService {
-            gateway,
+            gateway: GatewayClient::new(gateway.clone()),
+            gateway_channel: gateway,
             attachments,
             inflight: InFlight::default(),
             defaults,
@@ -154,38 +157,6 @@ impl ControllerService {
             Err(s) if s.code() == Code::NotFound => Ok(None),
             Err(s) => Err(FrontendError::relay(Peer::Gateway, "GetVolume", subject)(s)),
         }
-    }
-
-    async fn all_volumes(&self) -> Result<Vec<gw::Volume>> {
-        let mut out = Vec::new();
-        let mut token = String::new();
-        for _ in 0..MAX_GATEWAY_PAGES {
-            let page = self
-                .gw()
-                .list_volumes(gw::ListVolumesRequest {
-                    max_entries: 0,
-                    starting_token: token.clone(),
-                    // Neither is part of a CSI listing; the NQN follows from the slot.
-                    without_paths: true,
-                })
-                .await
-                .map_err(FrontendError::relay(
-                    Peer::Gateway,
-                    "ListVolumes",
-                    &Subject::default(),
-                ))?
-                .into_inner();
-            if out.is_empty() {
-                out = page.volumes; // the whole listing, as a rule: kept, not copied
-            } else {
-                out.extend(page.volumes);
-            }
-            if page.next_token.is_empty() || page.next_token == token {
-                return Ok(out);
-            }
-            token = page.next_token;
-        }
-        Ok(out)
     }
 
     async fn snapshots(&self, snapshot_id: &str, source: &str) -> Result<Vec<gw::Snapshot>> {
@@ -557,42 +528,13 @@ impl ControllerService {
         d
     }
 
-    async fn list_volumes_impl(&self, req: ListVolumesRequest) -> Result<ListVolumesResponse> {
+    /// ListVolumes, its answer encoded (see [`crate::listing`]).
+    pub async fn list_volumes_encoded(&self, req: ListVolumesRequest) -> Result<Bytes> {
         let page = PageRequest::parse(req.max_entries, &req.starting_token, |t| {
             VolumeId::parse("starting_token", t).is_ok()
         })?;
-        let mut vols = self.all_volumes().await?;
-        // A slot that is not a volume id of this driver is not listed. Filtering in place and
-        // moving each checked slot into its entry walks the gateway's answer once: a
-        // 1,000-volume listing spent a tenth of its CPU moving the volumes between vectors.
-        vols.retain(|v| VolumeId::is_valid(&v.slot));
-        let (vols, next_token) = page.page(vols, |v| v.slot.as_str());
-        let statuses = self
-            .attachments
-            .statuses(vols.iter().map(|v| v.slot.as_str()));
-        Ok(ListVolumesResponse {
-            entries: vols
-                .into_iter()
-                .zip(statuses)
-                .map(|(mut v, (nodes, abnormal))| {
-                    let condition = condition(Some(&v), abnormal);
-                    list_volumes_response::Entry {
-                        volume: Some(csi::Volume {
-                            capacity_bytes: to_i64(v.size_bytes),
-                            content_source: content_source_of(&v),
-                            volume_id: std::mem::take(&mut v.slot),
-                            volume_context: HashMap::new(),
-                            accessible_topology: Vec::new(),
-                        }),
-                        status: Some(list_volumes_response::VolumeStatus {
-                            published_node_ids: nodes,
-                            volume_condition: Some(condition),
-                        }),
-                    }
-                })
-                .collect(),
-            next_token,
-        })
+        let pages = listing::gateway_pages(self.gateway_channel.clone(), MAX_GATEWAY_PAGES).await?;
+        listing::answer(&pages, &page, &self.attachments)
     }
 
     async fn capacity(&self, req: GetCapacityRequest) -> Result<GetCapacityResponse> {
@@ -843,42 +785,12 @@ impl ControllerService {
             }),
             status: Some(csi::controller_get_volume_response::VolumeStatus {
                 published_node_ids: nodes,
-                volume_condition: Some(condition(vol.as_ref(), self.attachments.abnormal(&id))),
+                volume_condition: Some(volume_condition::condition(
+                    Disk::of(vol.as_ref()),
+                    self.attachments.abnormal(&id).as_deref(),
+                )),
             }),
         })
-    }
-}
-
-/// What makes a volume abnormal: not exported, or a live migration past its window.
-fn condition(vol: Option<&gw::Volume>, abnormal: Option<String>) -> VolumeCondition {
-    let mut problems = Vec::new();
-    match vol {
-        None => problems
-            .push("the disk is missing on the RDS, yet the volume is still attached".to_string()),
-        Some(v) if !v.exported => problems.push(
-            "the disk exists but is not exported over NVMe/TCP, so nodes cannot connect to it"
-                .to_string(),
-        ),
-        Some(_) => {}
-    }
-    if let Some(m) = abnormal {
-        problems.push(m);
-    }
-    if problems.is_empty() {
-        VolumeCondition {
-            abnormal: false,
-            // Short on purpose: a listing carries one per volume, and the NQN follows from
-            // the volume id.
-            message: format!(
-                "exported over NVMe/TCP on port {}",
-                vol.map(|v| v.nvme_port).unwrap_or_default()
-            ),
-        }
-    } else {
-        VolumeCondition {
-            abnormal: true,
-            message: problems.join("; "),
-        }
     }
 }
 
@@ -989,10 +901,18 @@ impl Controller for ControllerService {
         &self,
         request: Request<ListVolumesRequest>,
     ) -> std::result::Result<Response<ListVolumesResponse>, Status> {
-        respond(
-            "ListVolumes",
-            self.list_volumes_impl(request.into_inner()).await,
-        )
+        // Served by [`crate::listing::route`] over the wire; in process, the same answer
+        // decoded.
+        let answer = self
+            .list_volumes_encoded(request.into_inner())
+            .await
+            .and_then(|bytes| {
+                ListVolumesResponse::decode(bytes).map_err(|e| FrontendError::Internal {
+                    subject: Subject::default(),
+                    reason: format!("the encoded listing does not decode: {e}"),
+                })
+            });
+        respond("ListVolumes", answer)
     }
 
     async fn get_capacity(

@@ -17,10 +17,10 @@ use csi_frontend::controller::ControllerService;
 use csi_frontend::identity::IdentityService;
 use csi_frontend::ids::NodeId;
 use csi_frontend::known_nodes::KnownNodes;
+use csi_frontend::listing::route::ControllerRoutes;
 use csi_frontend::node::NodeService;
 use csi_frontend::relay::Relays;
 use rds_csi_proto::component::{Component, ComponentError, one_line};
-use rds_csi_proto::csi::controller_server::ControllerServer;
 use rds_csi_proto::csi::identity_server::IdentityServer;
 use rds_csi_proto::csi::node_server::NodeServer;
 use tonic::server::NamedService;
@@ -147,10 +147,10 @@ async fn run(args: Args) -> Result<(), String> {
             .register(Box::new(collector))
             .map_err(|e| format!("cannot register the connections gauge: {e}"))?;
         tracing::info!(store = %state.store().describe(), "attachment state ready");
-        routes = routes.add_service(ControllerServer::new(
+        routes = routes.add_service(ControllerRoutes::new(
             ControllerService::new(gateway, state, args.defaults()).with_known_nodes(known_nodes),
         ));
-        services.push(<ControllerServer<ControllerService> as NamedService>::NAME);
+        services.push(<ControllerRoutes as NamedService>::NAME);
     }
     if let Some(helper) = relays.helper.clone() {
         let node = node_id(&args.node_id)?;

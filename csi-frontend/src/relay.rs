@@ -14,7 +14,7 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
 /// The relay targets this process uses; `None` for a side its mode does not serve.
 #[derive(Clone)]
 pub struct Relays {
-    pub gateway: Option<GatewayClient<HopChannel>>,
+    pub gateway: Option<HopChannel>,
     pub helper: Option<NodeHelperClient<HopChannel>>,
 }
 
@@ -26,7 +26,7 @@ impl Relays {
     ) -> Result<Self, ChannelError> {
         Ok(Relays {
             gateway: gateway
-                .map(|e| instrumented(e, metrics.clone()).map(GatewayClient::new))
+                .map(|e| instrumented(e, metrics.clone()))
                 .transpose()?,
             helper: helper
                 .map(|e| instrumented(e, metrics.clone()).map(NodeHelperClient::new))
@@ -38,7 +38,7 @@ impl Relays {
     /// the first reason it is not.
     pub async fn ready(&self) -> Result<(), String> {
         if let Some(gw) = &self.gateway {
-            let mut gw = gw.clone();
+            let mut gw = GatewayClient::new(gw.clone());
             let mut req = tonic::Request::new(rds_csi_proto::gateway::HealthRequest {});
             req.set_timeout(HEALTH_TIMEOUT);
             match gw.health(req).await {

@@ -9,15 +9,19 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{FakeGateway, expect_code, start_gateway};
+use common::{FakeGateway, expect_code, serve_unix, start_gateway};
 use csi_frontend::attachments::{Attachments, KubernetesRecord, Table};
 use csi_frontend::controller::ControllerService;
 use csi_frontend::known_nodes::KnownNodes;
+use csi_frontend::listing::route::ControllerRoutes;
 use csi_frontend::params::{ConnectOptions, Defaults, VolumePath};
+use rds_csi_proto::channel::{HopChannel, connect_lazy};
+use rds_csi_proto::csi::controller_client::ControllerClient;
 use rds_csi_proto::csi::controller_server::Controller;
 use rds_csi_proto::csi::volume_capability::access_mode::Mode;
 use rds_csi_proto::csi::volume_capability::{AccessMode, AccessType, BlockVolume, MountVolume};
 use rds_csi_proto::csi::*;
+use rds_csi_proto::endpoint::Endpoint;
 use tonic::{Code, Request, Status};
 use uuid::Uuid;
 
@@ -54,10 +58,12 @@ fn params(pairs: &[(&str, &str)]) -> HashMap<String, String> {
 }
 
 struct Env {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     gw: FakeGateway,
     svc: ControllerService,
     att: Arc<Attachments>,
+    channel: HopChannel,
+    defaults: Defaults,
 }
 
 fn env() -> Env {
@@ -74,12 +80,14 @@ fn env() -> Env {
         migration_timeout_secs: 300,
         connect: ConnectOptions::default(),
     };
-    let svc = ControllerService::new(client, att.clone(), defaults);
+    let svc = ControllerService::new(client.clone(), att.clone(), defaults.clone());
     Env {
-        _dir: dir,
+        dir,
         gw,
         svc,
         att,
+        channel: client,
+        defaults,
     }
 }
 
@@ -878,6 +886,92 @@ async fn list_volumes_pages_with_published_nodes_and_conditions() {
             .await,
         Code::InvalidArgument,
     );
+}
+
+/// The controller as the binary serves it ([`ControllerRoutes`]) over a unix socket: a
+/// second service over the same fake gateway and attachment table as `e.svc`.
+fn served(e: &Env) -> ControllerClient<tonic::transport::Channel> {
+    let path = e.dir.path().join("controller.sock");
+    let svc = ControllerService::new(e.channel.clone(), e.att.clone(), e.defaults.clone());
+    serve_unix(&path, ControllerRoutes::new(svc));
+    ControllerClient::new(connect_lazy(&Endpoint::Unix(path)).unwrap())
+}
+
+/// ListVolumes served at the wire level answers over the socket exactly what the service
+/// answers in process, page by page (the fake gateway answers in pages of two, so the
+/// listing follows its tokens), and every other method still reaches the generated routes.
+#[tokio::test]
+async fn served_listing_is_the_in_process_answer_and_other_methods_still_route() {
+    let e = env();
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        ids.push(create(&e, &format!("vol-{i}"), vec![rwo()]).await.volume_id);
+    }
+    e.gw.add_volume("root-disk-node-3", MIB as u64, true);
+    ids.sort();
+    for (id, node) in [(&ids[0], "node-a"), (&ids[3], "node-b")] {
+        let v = Volume {
+            volume_id: id.clone(),
+            ..Default::default()
+        };
+        e.svc
+            .controller_publish_volume(Request::new(publish_req(&v, node, rwo())))
+            .await
+            .unwrap();
+    }
+    e.gw.state
+        .lock()
+        .unwrap()
+        .volumes
+        .get_mut(&ids[2])
+        .unwrap()
+        .exported = false;
+    let mut client = served(&e);
+    for (max_entries, starting_token) in [
+        (0, ""),
+        (3, ""),
+        (3, ids[2].as_str()),
+        (100, ids[6].as_str()),
+    ] {
+        let ask = || ListVolumesRequest {
+            max_entries,
+            starting_token: starting_token.to_string(),
+        };
+        let over_socket = client.list_volumes(ask()).await.unwrap().into_inner();
+        let in_process = e
+            .svc
+            .list_volumes(Request::new(ask()))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            over_socket, in_process,
+            "max {max_entries} from {starting_token:?}"
+        );
+        if max_entries == 0 {
+            assert_eq!(over_socket.entries.len(), 7);
+            let first = over_socket.entries[0].status.as_ref().unwrap();
+            assert_eq!(first.published_node_ids, ["node-a"]);
+            let third = over_socket.entries[2].status.as_ref().unwrap();
+            assert!(third.volume_condition.as_ref().unwrap().abnormal);
+        }
+    }
+    // The CSI codes come through the served route too.
+    expect_code(
+        client
+            .list_volumes(ListVolumesRequest {
+                max_entries: 1,
+                starting_token: "bogus".into(),
+            })
+            .await,
+        Code::Aborted,
+    );
+    let caps = client
+        .controller_get_capabilities(ControllerGetCapabilitiesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!caps.capabilities.is_empty());
 }
 
 #[tokio::test]

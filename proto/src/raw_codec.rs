@@ -128,7 +128,9 @@ mod tests {
                 let reply = if req.get_ref().starting_token == "from" {
                     Ok(tonic::Response::new(self.0.clone()))
                 } else {
-                    Err(Status::invalid_argument("the request did not arrive decoded"))
+                    Err(Status::invalid_argument(
+                        "the request did not arrive decoded",
+                    ))
                 };
                 std::future::ready(reply)
             }
@@ -141,9 +143,8 @@ mod tests {
         impl tower::Service<http::Request<tonic::body::Body>> for Route {
             type Response = http::Response<tonic::body::Body>;
             type Error = Infallible;
-            type Future = std::pin::Pin<
-                Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>,
-            >;
+            type Future =
+                std::pin::Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
             fn poll_ready(
                 &mut self,
                 _: &mut std::task::Context<'_>,
@@ -153,9 +154,9 @@ mod tests {
             fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
                 let svc = Answer(self.0.clone());
                 Box::pin(async move {
-                    let mut grpc = tonic::server::Grpc::new(
-                        PreEncodedReplyCodec::<ListVolumesRequest>::default(),
-                    );
+                    let mut grpc = tonic::server::Grpc::new(PreEncodedReplyCodec::<
+                        ListVolumesRequest,
+                    >::default());
                     Ok(grpc.unary(svc, req).await)
                 })
             }

@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use rds_csi_proto::channel::{HopChannel, instrumented};
 use rds_csi_proto::endpoint::Endpoint;
-use rds_csi_proto::gateway::gateway_client::GatewayClient;
 use rds_csi_proto::gateway::gateway_server::{Gateway, GatewayServer};
 use rds_csi_proto::gateway::{self as gw, create_volume_request};
 use rds_csi_proto::helper::node_helper_client::NodeHelperClient;
@@ -470,14 +469,13 @@ where
     });
 }
 
-/// A fake gateway served in `dir`, and a hop-instrumented client to it.
-pub fn start_gateway(dir: &Path) -> (FakeGateway, PathBuf, GatewayClient<HopChannel>) {
+/// A fake gateway served in `dir`, and a hop-instrumented channel to it.
+pub fn start_gateway(dir: &Path) -> (FakeGateway, PathBuf, HopChannel) {
     let fake = FakeGateway::default();
     let path = dir.join("gateway.sock");
     serve_unix(&path, GatewayServer::new(fake.clone()));
-    let client =
-        GatewayClient::new(instrumented(&Endpoint::Unix(path.clone()), metrics()).unwrap());
-    (fake, path, client)
+    let channel = instrumented(&Endpoint::Unix(path.clone()), metrics()).unwrap();
+    (fake, path, channel)
 }
 
 /// A fake helper served in `dir`, and a hop-instrumented client to it.
