@@ -811,31 +811,45 @@ async fn validate_volume_capabilities() {
     );
 }
 
-#[tokio::test]
-async fn list_volumes_pages_with_published_nodes_and_conditions() {
-    let e = env();
+/// `n` volumes of ours (their ids returned sorted), the `published` ones (by index)
+/// ControllerPublished to their node, the `unexported` one no longer exported, and a disk on
+/// the appliance that is not ours and must not be listed.
+async fn listing_fixture(
+    e: &Env,
+    n: usize,
+    published: &[(usize, &str)],
+    unexported: usize,
+) -> Vec<String> {
     let mut ids = Vec::new();
-    for i in 0..5 {
-        ids.push(create(&e, &format!("vol-{i}"), vec![rwo()]).await.volume_id);
+    for i in 0..n {
+        ids.push(create(e, &format!("vol-{i}"), vec![rwo()]).await.volume_id);
     }
-    // Something on the appliance that is not ours is not listed.
     e.gw.add_volume("root-disk-node-3", MIB as u64, true);
     ids.sort();
-    let first = Volume {
-        volume_id: ids[0].clone(),
-        ..Default::default()
-    };
-    e.svc
-        .controller_publish_volume(Request::new(publish_req(&first, "node-a", rwo())))
-        .await
-        .unwrap();
+    for &(i, node) in published {
+        let v = Volume {
+            volume_id: ids[i].clone(),
+            ..Default::default()
+        };
+        e.svc
+            .controller_publish_volume(Request::new(publish_req(&v, node, rwo())))
+            .await
+            .unwrap();
+    }
     e.gw.state
         .lock()
         .unwrap()
         .volumes
-        .get_mut(&ids[1])
+        .get_mut(&ids[unexported])
         .unwrap()
         .exported = false;
+    ids
+}
+
+#[tokio::test]
+async fn list_volumes_pages_with_published_nodes_and_conditions() {
+    let e = env();
+    let ids = listing_fixture(&e, 5, &[(0, "node-a")], 1).await;
 
     let mut seen = Vec::new();
     let mut token = String::new();
@@ -903,29 +917,7 @@ fn served(e: &Env) -> ControllerClient<tonic::transport::Channel> {
 #[tokio::test]
 async fn served_listing_is_the_in_process_answer_and_other_methods_still_route() {
     let e = env();
-    let mut ids = Vec::new();
-    for i in 0..7 {
-        ids.push(create(&e, &format!("vol-{i}"), vec![rwo()]).await.volume_id);
-    }
-    e.gw.add_volume("root-disk-node-3", MIB as u64, true);
-    ids.sort();
-    for (id, node) in [(&ids[0], "node-a"), (&ids[3], "node-b")] {
-        let v = Volume {
-            volume_id: id.clone(),
-            ..Default::default()
-        };
-        e.svc
-            .controller_publish_volume(Request::new(publish_req(&v, node, rwo())))
-            .await
-            .unwrap();
-    }
-    e.gw.state
-        .lock()
-        .unwrap()
-        .volumes
-        .get_mut(&ids[2])
-        .unwrap()
-        .exported = false;
+    let ids = listing_fixture(&e, 7, &[(0, "node-a"), (3, "node-b")], 2).await;
     let mut client = served(&e);
     for (max_entries, starting_token) in [
         (0, ""),

@@ -364,17 +364,6 @@ impl Table {
             }
         })
     }
-
-    /// [`Table::status`] of each of `volumes`, in the order asked (see [`Table::records`]).
-    pub fn statuses<'v>(
-        &self,
-        volumes: impl IntoIterator<Item = &'v str>,
-        now: i64,
-    ) -> Vec<(Vec<String>, Option<String>)> {
-        self.records(volumes)
-            .map(|r| r.map(|r| r.status(now)).unwrap_or_default())
-            .collect()
-    }
 }
 
 /// Where the table is made durable.
@@ -785,7 +774,11 @@ mod tests {
         att: &Attachments,
         ids: impl IntoIterator<Item = &'v VolumeId>,
     ) -> Vec<(Vec<String>, Option<String>)> {
-        att.with_table(|t, now| t.statuses(ids.into_iter().map(VolumeId::as_str), now))
+        att.with_table(|t, now| {
+            t.records(ids.into_iter().map(VolumeId::as_str))
+                .map(|r| r.map(|r| r.status(now)).unwrap_or_default())
+                .collect()
+        })
     }
 
     #[tokio::test]

@@ -240,11 +240,6 @@ impl<'b> Writer<'b> {
         self.key(number, LEN);
         self.varint(len as u64);
     }
-
-    /// Bytes written so far.
-    pub fn written(&self) -> usize {
-        self.out.len()
-    }
 }
 
 #[cfg(test)]
@@ -282,7 +277,8 @@ mod tests {
         let mut w = Writer::new(&mut buf);
         w.varint_field(1, 0);
         w.bytes_field(2, b"");
-        assert_eq!(w.written(), 0);
+        assert!(buf.is_empty());
+        let mut w = Writer::new(&mut buf);
         w.message_header(3, 0);
         w.bytes_field(4, b"ab");
         assert_eq!(buf, [3 << 3 | 2, 0, 4 << 3 | 2, 2, b'a', b'b']);
