@@ -69,34 +69,23 @@ mod tests {
     use prost::Message;
     use rds_csi_proto::gateway as gw;
 
+    /// `text()` when `on`, else the empty string (a field left unset on the wire).
+    fn text_if(on: bool, text: impl FnOnce() -> String) -> String {
+        if on { text() } else { String::new() }
+    }
+
     fn sample(n: usize) -> gw::ListVolumesResponse {
         gw::ListVolumesResponse {
             volumes: (0..n)
                 .map(|i| gw::Volume {
                     slot: format!("pvc-{i:08}-0000-4000-8000-000000000000"),
-                    nqn: if i % 3 == 0 {
-                        format!("nqn.2000-02.com.mikrotik:pvc-{i}")
-                    } else {
-                        String::new()
-                    },
-                    file_path: if i % 3 == 0 {
-                        format!("/pool/pvc-{i}.img")
-                    } else {
-                        String::new()
-                    },
+                    nqn: text_if(i % 3 == 0, || format!("nqn.2000-02.com.mikrotik:pvc-{i}")),
+                    file_path: text_if(i % 3 == 0, || format!("/pool/pvc-{i}.img")),
                     size_bytes: (i as u64) << (i % 40),
                     nvme_port: 4420 + (i % 3) as u32,
                     exported: i % 4 != 1,
-                    source_snapshot_id: if i % 5 == 2 {
-                        format!("snap-{i}")
-                    } else {
-                        String::new()
-                    },
-                    source_volume_id: if i % 7 == 3 {
-                        format!("pvc-src-{i}")
-                    } else {
-                        String::new()
-                    },
+                    source_snapshot_id: text_if(i % 5 == 2, || format!("snap-{i}")),
+                    source_volume_id: text_if(i % 7 == 3, || format!("pvc-src-{i}")),
                 })
                 .collect(),
             next_token: if n > 2 {
