@@ -12,7 +12,11 @@
 //! alternate between the three so that drift hits all alike; medians are compared. It also
 //! reads the helper's resident memory from `/proc/<pid>/status`: `VmRSS` when idle (before
 //! and after the cycles) and `VmHWM` (the peak). Each step's median is printed for every side,
-//! so that a miss says where the time goes.
+//! so that a miss says where the time goes, and beside it the mean time each step spent inside
+//! the node code (`rds_csi_volume_operation_duration_seconds`) on both sides and inside the
+//! helper's gRPC server (`rds_csi_grpc_server_handling_seconds`), read from the helper's
+//! `/metrics` and the in-process node's registry: what is left of a step after the server's
+//! share is the trip between the processes.
 //!
 //! Needs root and e2fsprogs/util-linux. Run with `cargo bench -p nvme-helper --bench cycle`
 //! (set `CYCLES=n` to change the number of cycles, default 40).
@@ -233,10 +237,39 @@ async fn helper_cycle(
     steps([t0, t1, t2, t3, Instant::now()])
 }
 
+/// The mean of histogram `name` (`_sum` over `_count`) in a text exposition, over the series
+/// whose labels contain `labels`, in microseconds.
+fn histogram_mean_us(exposition: &str, name: &str, labels: &str) -> f64 {
+    let value = |suffix: &str| -> f64 {
+        let series = format!("{name}{suffix}");
+        exposition
+            .lines()
+            .filter(|l| l.starts_with(&series) && l.contains(labels))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    value("_sum") / value("_count") * 1e6
+}
+
+/// The helper's `/metrics` page.
+fn scrape(address: std::net::SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(address).unwrap();
+    conn.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut page = String::new();
+    conn.read_to_string(&mut page).unwrap();
+    page
+}
+
 /// The helper's service over its node, built as the binary builds it with the flags the
 /// benchmark gives the binary (loop fabric reading `/proc/partitions`, shipped timeouts), with
 /// a state directory of its own.
-fn in_process_service(root: &Path, kubelet: &Path, backing: &Path) -> HelperService {
+fn in_process_service(
+    root: &Path,
+    kubelet: &Path,
+    backing: &Path,
+    registry: &prometheus::Registry,
+) -> HelperService {
     let prefix = NqnPrefix::new(PREFIX).unwrap();
     let fabric = LoopFabric::new(backing, prefix.clone(), "/sys", "/dev")
         .unwrap()
@@ -261,7 +294,7 @@ fn in_process_service(root: &Path, kubelet: &Path, backing: &Path) -> HelperServ
         mkfs_ext4_options: String::new(),
         mkfs_xfs_options: String::new(),
     };
-    let metrics = VolumeMetrics::register(&prometheus::Registry::new()).unwrap();
+    let metrics = VolumeMetrics::register(registry).unwrap();
     let node = Node::new(config, Arc::new(fabric), metrics).unwrap();
     let readiness = Readiness::not_ready("starting");
     readiness.set_ready();
@@ -312,10 +345,16 @@ fn main() {
         files.push(f);
     }
     let socket = root.join("helper.sock");
+    let metrics_address = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_nvme-helper"))
         .arg("--endpoint")
         .arg(format!("unix://{}", socket.display()))
-        .args(["--metrics-address", "127.0.0.1:0", "--fabric", "loop"])
+        .arg("--metrics-address")
+        .arg(metrics_address.to_string())
+        .args(["--fabric", "loop"])
         .arg("--loop-backing-dir")
         .arg(&backing)
         .arg("--kubelet-dir")
@@ -358,9 +397,10 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    let in_process_registry = prometheus::Registry::new();
     let mut in_process = Side::InProcess({
         let _entered = in_process_runtime.enter();
-        in_process_service(&root, &kubelet, &backing)
+        in_process_service(&root, &kubelet, &backing, &in_process_registry)
     });
     let h_nqn = format!("{PREFIX}pvc-bench-helper");
     let d_nqn = format!("{PREFIX}pvc-bench-direct");
@@ -461,13 +501,28 @@ fn main() {
         floor.as_secs_f64() * 1e6,
         4.0 * floor.as_secs_f64() * 1e3
     );
-    println!("  per step (medians, µs):   helper  in-process  bare minimum");
+    let helper_page = scrape(metrics_address);
+    let in_process_page = prometheus::TextEncoder::new()
+        .encode_to_string(&in_process_registry.gather())
+        .unwrap();
+    const OPERATION: &str = "rds_csi_volume_operation_duration_seconds";
+    const HANDLING: &str = "rds_csi_grpc_server_handling_seconds";
+    println!(
+        "  per step (medians, µs):   helper  in-process  bare minimum   means (µs, warm-up included): node code helper / in-process, helper gRPC server"
+    );
     for (i, step) in STEPS.iter().enumerate() {
+        let operation = format!("operation=\"{step}\"");
+        let mut method = String::from("grpc_method=\"");
+        method.extend(step[..1].to_uppercase().chars().chain(step[1..].chars()));
+        method.push('"');
         println!(
-            "    {step:<10}          {:>9.0}   {:>9.0}     {:>9.0}",
+            "    {step:<10}          {:>9.0}   {:>9.0}     {:>9.0}      {:>9.0} / {:<9.0}  {:>9.0}",
             step_median_us(&helper_steps, i),
             step_median_us(&limit_steps, i),
-            step_median_us(&direct_steps, i)
+            step_median_us(&direct_steps, i),
+            histogram_mean_us(&helper_page, OPERATION, &operation),
+            histogram_mean_us(&in_process_page, OPERATION, &operation),
+            histogram_mean_us(&helper_page, HANDLING, &method),
         );
     }
     println!(
