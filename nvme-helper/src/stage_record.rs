@@ -33,6 +33,8 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/rds-csi-helper";
 const MAX_ENCODED: usize = 200;
 /// Largest record file read.
 const MAX_RECORD_BYTES: u64 = 64 * 1024;
+/// What a record read reserves up front: a record is a few hundred bytes.
+const RECORD_READ_CAPACITY: usize = 1024;
 
 /// How a volume is presented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -232,7 +234,10 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
             });
         }
     };
-    let mut bytes = Vec::new();
+    // `take` hides the file's size from `read_to_end`, which would then probe with reads of
+    // 32 bytes and up (six system calls for a 300-byte record); room for a typical record up
+    // front makes it one read and the one that sees the end.
+    let mut bytes = Vec::with_capacity(RECORD_READ_CAPACITY);
     file.take(MAX_RECORD_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(|source| HelperError::Io {
@@ -390,6 +395,28 @@ mod tests {
         // A new save replaces a damaged record.
         store.save(&record("pvc-1")).unwrap();
         assert_eq!(store.load("pvc-1").unwrap(), Some(record("pvc-1")));
+    }
+
+    #[test]
+    fn a_record_is_read_whole_up_to_the_cap() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StageRecords::open(tmp.path()).unwrap();
+        // Longer than what a read reserves up front: still read to its end.
+        let mut long = record("pvc-1");
+        long.mount_options = vec!["x".repeat(3 * RECORD_READ_CAPACITY)];
+        store.save(&long).unwrap();
+        assert_eq!(store.load("pvc-1").unwrap(), Some(long));
+        // Past the cap it is not parsed at all: a damaged record, so absent.
+        let mut huge = record("pvc-1");
+        huge.mount_options = vec!["x".repeat(MAX_RECORD_BYTES as usize)];
+        fs::write(
+            tmp.path().join("volumes/pvc-1.json"),
+            serde_json::to_vec(&huge).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(store.load("pvc-1").unwrap(), None);
+        let err = read_json::<StageRecord>(&tmp.path().join("volumes/pvc-1.json")).unwrap_err();
+        assert!(err.to_string().contains("larger than 65536 bytes"), "{err}");
     }
 
     #[test]
