@@ -84,6 +84,9 @@ fn mean(v: &[Duration]) -> Duration {
 /// The four steps of a cycle, in order.
 const STEPS: [&str; 4] = ["stage", "publish", "unpublish", "unstage"];
 
+/// The helper's gRPC methods of the four steps, as its server metrics name them.
+const METHODS: [&str; 4] = ["Stage", "Publish", "Unpublish", "Unstage"];
+
 /// How long each step of one cycle took.
 type StepTimes = [Duration; 4];
 
@@ -238,7 +241,8 @@ async fn helper_cycle(
 }
 
 /// The mean of histogram `name` (`_sum` over `_count`) in a text exposition, over the series
-/// whose labels contain `labels`, in microseconds.
+/// whose labels contain `labels`, in microseconds. A series that is missing (a renamed metric
+/// or label) fails the benchmark rather than printing a meaningless number.
 fn histogram_mean_us(exposition: &str, name: &str, labels: &str) -> f64 {
     let value = |suffix: &str| -> f64 {
         let series = format!("{name}{suffix}");
@@ -248,7 +252,12 @@ fn histogram_mean_us(exposition: &str, name: &str, labels: &str) -> f64 {
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     };
-    value("_sum") / value("_count") * 1e6
+    let count = value("_count");
+    assert!(
+        count > 0.0,
+        "no {name} series with {labels} in:\n{exposition}"
+    );
+    value("_sum") / count * 1e6
 }
 
 /// The helper's `/metrics` page.
@@ -345,6 +354,7 @@ fn main() {
         files.push(f);
     }
     let socket = root.join("helper.sock");
+    // A port that was free a moment ago (the helper fails to start, loudly, if it was taken).
     let metrics_address = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -512,9 +522,7 @@ fn main() {
     );
     for (i, step) in STEPS.iter().enumerate() {
         let operation = format!("operation=\"{step}\"");
-        let mut method = String::from("grpc_method=\"");
-        method.extend(step[..1].to_uppercase().chars().chain(step[1..].chars()));
-        method.push('"');
+        let method = format!("grpc_method=\"{}\"", METHODS[i]);
         println!(
             "    {step:<10}          {:>9.0}   {:>9.0}     {:>9.0}      {:>9.0} / {:<9.0}  {:>9.0}",
             step_median_us(&helper_steps, i),
