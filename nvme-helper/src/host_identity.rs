@@ -10,7 +10,7 @@
 //! take over each other's connections.
 
 use std::fs::{self, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -139,15 +139,10 @@ pub(crate) fn read_optional(path: &Path) -> Result<Option<String>> {
         path: path.to_path_buf(),
         source,
     };
-    let file = match fs::File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(read_error(source)),
+    let Some(bytes) = crate::small_file::read_capped(path, MAX_FILE_BYTES).map_err(read_error)?
+    else {
+        return Ok(None);
     };
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(read_error)?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(identity_error(
             path,

@@ -41,6 +41,7 @@ pub mod orphans;
 pub mod partitions;
 pub mod proc_file;
 pub mod publish;
+pub mod small_file;
 pub mod stage;
 pub mod stage_record;
 pub mod stale_monitor;

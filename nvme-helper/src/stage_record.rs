@@ -19,7 +19,7 @@
 //! mkfs through a power loss would let a later stage format a volume holding data.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -33,8 +33,6 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/rds-csi-helper";
 const MAX_ENCODED: usize = 200;
 /// Largest record file read.
 const MAX_RECORD_BYTES: u64 = 64 * 1024;
-/// What a record read reserves up front: a record is a few hundred bytes.
-const RECORD_READ_CAPACITY: usize = 1024;
 
 /// How a volume is presented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -223,28 +221,16 @@ pub fn encode_volume_id(volume_id: &str) -> Result<String> {
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(HelperError::Io {
-                operation: "read",
-                path: path.to_path_buf(),
-                source,
-            });
-        }
-    };
-    // `take` hides the file's size from `read_to_end`, which would then probe with reads of
-    // 32 bytes and up (six system calls for a 300-byte record); room for a typical record up
-    // front makes it one read and the one that sees the end.
-    let mut bytes = Vec::with_capacity(RECORD_READ_CAPACITY);
-    file.take(MAX_RECORD_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|source| HelperError::Io {
+    let Some(bytes) = crate::small_file::read_capped(path, MAX_RECORD_BYTES).map_err(|source| {
+        HelperError::Io {
             operation: "read",
             path: path.to_path_buf(),
             source,
-        })?;
+        }
+    })?
+    else {
+        return Ok(None);
+    };
     if bytes.len() as u64 > MAX_RECORD_BYTES {
         return Err(HelperError::StateRecord {
             path: path.to_path_buf(),
@@ -403,7 +389,7 @@ mod tests {
         let store = StageRecords::open(tmp.path()).unwrap();
         // Longer than what a read reserves up front: still read to its end.
         let mut long = record("pvc-1");
-        long.mount_options = vec!["x".repeat(3 * RECORD_READ_CAPACITY)];
+        long.mount_options = vec!["x".repeat(3 * crate::small_file::READ_CAPACITY)];
         store.save(&long).unwrap();
         assert_eq!(store.load("pvc-1").unwrap(), Some(long));
         // Past the cap it is not parsed at all: a damaged record, so absent.
